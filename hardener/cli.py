@@ -1,0 +1,225 @@
+"""Command line: parse arguments, call the shell, map outcomes to exit codes.
+
+Exit codes: 0 done or nothing to do · 1 changes pending (check, fix --diff) · 2 error.
+stdout carries the diff / report / hardened text; stderr the summary and errors.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import List, Optional
+
+import typer
+
+from . import report
+from .files import FileOutcome, discover, process_many, unified_diff
+from .model import CONTROLS, HardenError, Status
+from .passes import BY_ID
+from .profile import builtin_names, load_profile
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Harden Docker Compose files: non-root, read-only, no capabilities, no-new-privileges, limits.")
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+
+
+PathsArg = typer.Argument(..., help="Compose files, directories, or - for stdin.")
+ProfileOpt = typer.Option("baseline", "--profile", "-p", help="Built-in profile name or a profile YAML file.")
+SkipOpt = typer.Option(None, "--skip", help="Control to leave alone (repeatable): " + ", ".join(CONTROLS))
+RecursiveOpt = typer.Option(False, "--recursive", "-r", help="Search directories recursively.")
+JobsOpt = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes.")
+FormatOpt = typer.Option(Format.text, "--format", "-f", help="Report format.")
+ReportOpt = typer.Option(None, "--report", help="Also write the report to this file.")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"harden: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _setup(profile: str, skip: Optional[List[str]]):
+    skips = frozenset(skip or [])
+    bad = sorted(skips - set(CONTROLS))
+    if bad:
+        _fail(f"unknown control {bad[0]!r} for --skip; controls: {', '.join(CONTROLS)}")
+    try:
+        return load_profile(profile), skips
+    except HardenError as exc:
+        _fail(exc.message)
+
+
+def _run(paths: List[str], profile: str, skip, recursive: bool, jobs: int, write: bool, stdin_text: str | None = None) -> list[FileOutcome]:
+    prof, skips = _setup(profile, skip)
+    if "-" in paths and len(paths) > 1:
+        _fail("- (stdin) cannot be combined with other paths")
+    if paths == ["-"]:
+        from .core import harden_text
+
+        data = sys.stdin.buffer.read() if stdin_text is None else stdin_text.encode()
+        try:
+            from .files import decode
+
+            text = decode(data)
+        except HardenError as exc:
+            return [FileOutcome("-", report_error(exc.message))]
+        return [FileOutcome("-", harden_text(text, prof, skips))]
+    files = discover(paths, recursive)
+    if not files:
+        _fail("no Compose files found in " + ", ".join(paths))
+    return process_many(files, prof, skips, write, jobs)
+
+
+def report_error(message: str):
+    from .files import error_result
+
+    return error_result(message)
+
+
+def _emit(outcomes: list[FileOutcome], fmt: Format, report_file: Optional[str], verb: str) -> None:
+    for o in outcomes:
+        if o.result.status is Status.ERROR:
+            typer.echo(report.error_line(o), err=True)
+    if report_file:
+        with open(report_file, "w", encoding="utf-8") as handle:
+            handle.write(report.FORMATS[fmt.value](outcomes))
+    typer.echo(report.summary(outcomes, verb), err=True)
+
+
+def _code(outcomes: list[FileOutcome], pending_is_failure: bool) -> int:
+    if any(o.result.status is Status.ERROR for o in outcomes):
+        return 2
+    if pending_is_failure and any(o.result.status is Status.CHANGED for o in outcomes):
+        return 1
+    return 0
+
+
+@app.command()
+def fix(
+    paths: List[str] = PathsArg,
+    diff: bool = typer.Option(False, "--diff", help="Print a unified diff and write nothing."),
+    profile: str = ProfileOpt,
+    skip: Optional[List[str]] = SkipOpt,
+    recursive: bool = RecursiveOpt,
+    jobs: int = JobsOpt,
+    fmt: Format = FormatOpt,
+    report_file: Optional[str] = ReportOpt,
+) -> None:
+    """Rewrite Compose files in place so every service runs hardened."""
+    outcomes = _run(paths, profile, skip, recursive, jobs, write=not diff)
+    stdin = paths == ["-"]
+    if fmt is not Format.text:
+        typer.echo(report.FORMATS[fmt.value](outcomes), nl=False)
+    elif diff:
+        for o in outcomes:
+            if o.result.status is Status.CHANGED:
+                typer.echo(unified_diff(o.path if o.path != "-" else "stdin", o.result), nl=False)
+    elif stdin and outcomes[0].result.status is not Status.ERROR:
+        sys.stdout.write(outcomes[0].result.text)
+        sys.stdout.flush()
+    if fmt is Format.text and not diff:
+        for o in outcomes:
+            for f in o.result.findings:
+                typer.echo(f"{o.path}:{f.line or '?'}: {f.service}: finding [{f.kind}] {f.message}", err=True)
+    _emit(outcomes, fmt, report_file, "would change" if diff else ("hardened" if not stdin else "hardened"))
+    raise typer.Exit(_code(outcomes, pending_is_failure=diff))
+
+
+@app.command()
+def check(
+    paths: List[str] = PathsArg,
+    profile: str = ProfileOpt,
+    skip: Optional[List[str]] = SkipOpt,
+    recursive: bool = RecursiveOpt,
+    jobs: int = JobsOpt,
+    fmt: Format = FormatOpt,
+    report_file: Optional[str] = ReportOpt,
+) -> None:
+    """Write nothing; report what would change and the risks found. Exit 1 if changes are pending."""
+    outcomes = _run(paths, profile, skip, recursive, jobs, write=False)
+    typer.echo(report.FORMATS[fmt.value](outcomes), nl=False)
+    _emit(outcomes, fmt, report_file, "would change")
+    raise typer.Exit(_code(outcomes, pending_is_failure=True))
+
+
+@app.command()
+def explain(control: str = typer.Argument(..., help="Control id: " + ", ".join(CONTROLS))) -> None:
+    """Print what a control changes, why, and what can break."""
+    module = BY_ID.get(control)
+    if module is None:
+        _fail(f"unknown control {control!r}; controls: {', '.join(CONTROLS)}")
+    typer.echo(f"{module.ID}: {module.SUMMARY}\n")
+    typer.echo(module.__doc__.strip())
+
+
+@app.command()
+def profiles(
+    action: str = typer.Argument("list", help="list | show"),
+    name: str = typer.Argument("baseline", help="Profile to show."),
+) -> None:
+    """List the built-in profiles, or show one resolved with the source of each value."""
+    if action == "list":
+        for item in builtin_names():
+            prof = load_profile(item)
+            typer.echo(f"{item}: {prof.description}")
+        return
+    if action != "show":
+        _fail(f"unknown action {action!r}; use list or show")
+    try:
+        prof = load_profile(name)
+    except HardenError as exc:
+        _fail(exc.message)
+    rows = {
+        "user": prof.user,
+        "tmpfs.size": prof.tmpfs_size,
+        "tmpfs.paths": ", ".join(s.path for s in prof.tmpfs),
+        "capabilities.add": ", ".join(prof.cap_add) or "-",
+        "resources.memory": prof.memory,
+        "resources.cpus": prof.cpus,
+        "resources.pids": prof.pids,
+        "resources.form": prof.form,
+        "image_knowledge": prof.image_knowledge,
+        "skip": ", ".join(sorted(prof.skip)) or "-",
+    }
+    for key, value in rows.items():
+        source = prof.sources.get(key) or next((v for k, v in prof.sources.items() if k.startswith(key + ".")), "default")
+        typer.echo(f"{key:18} {value!s:40} {source}")
+
+
+@app.command()
+def verify(
+    file: str = typer.Argument(..., help="Compose file to prove on the local Docker engine."),
+    profile: str = ProfileOpt,
+    skip: Optional[List[str]] = SkipOpt,
+    timeout: int = typer.Option(120, help="Seconds to wait for services to run."),
+    already_hardened: bool = typer.Option(False, "--as-is", help="Verify the file as it is, without hardening it first."),
+) -> None:
+    """Bring the hardened stack up on a local engine, prove it runs hardened, tear it down."""
+    from .verify import run_verify
+
+    prof, skips = _setup(profile, skip)
+    raise typer.Exit(run_verify(file, prof, skips, timeout, harden_first=not already_hardened))
+
+
+@app.command()
+def bulk(
+    repos: List[str] = typer.Argument(..., help="Git repositories (local paths)."),
+    profile: str = ProfileOpt,
+    skip: Optional[List[str]] = SkipOpt,
+    branch: str = typer.Option("harden/compose", help="Branch to commit the change on."),
+    jobs: int = JobsOpt,
+    state: str = typer.Option(".harden-bulk.json", help="State file that makes a rerun resume."),
+    report_file: Optional[str] = ReportOpt,
+) -> None:
+    """Migrate many git repositories: fix, branch, commit, report; resumable."""
+    from .bulk import run_bulk
+
+    prof, skips = _setup(profile, skip)
+    raise typer.Exit(run_bulk(repos, prof, skips, branch, jobs, state, report_file))
+
+
+def main() -> None:
+    app()

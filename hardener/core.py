@@ -1,0 +1,161 @@
+"""The pure core: Compose text + profile in, `Result` out. No I/O, no printing.
+
+parse → plan every service through the passes in order → apply the changes to the tree →
+render them as a minimal patch onto the original text → safety net. Any failure becomes
+an error `Result`; nothing half-done leaves this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap
+
+from . import data, document, edit, findings, render, safety
+from .model import Change, Finding, HardenError, Result, Skip, Status
+from .passes import PASSES
+from .passes.resources import form_of
+from .profile import Profile, resolve
+from .view import ServiceView
+
+
+@dataclass
+class Plan:
+    """Everything planned for one file."""
+
+    changes: list[Change] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    matches: list[tuple[str, str]] = field(default_factory=list)
+    services: int = 0
+    compose_documents: int = 0
+    models: dict[int, data.MapNode] = field(default_factory=dict)  # document -> planned data
+
+
+def services_of(doc: document.Document) -> CommentedMap | None:
+    tree = doc.tree
+    if not isinstance(tree, CommentedMap) or "services" not in tree:
+        return None
+    services = tree["services"]
+    if services is None:
+        return CommentedMap()
+    if not isinstance(services, CommentedMap):
+        raise HardenError("services is not a mapping", document.key_line(tree, "services", doc.first_line))
+    return services
+
+
+def _looks_v1(tree: Any) -> bool:
+    return (
+        isinstance(tree, dict)
+        and bool(tree)
+        and all(isinstance(v, dict) and ("image" in v or "build" in v) for k, v in tree.items() if not str(k).startswith("x-"))
+    )
+
+
+def _view(doc: document.Document, services: CommentedMap, name: str, model: data.MapNode, file_form: str | None) -> ServiceView:
+    node = services[name]
+    if node is not None and not isinstance(node, dict):
+        raise HardenError(f"service {name!r} is not a mapping", document.key_line(services, name, doc.first_line))
+    current = model.lookup(name)[1]
+    own = frozenset(str(k) for k in current.own) if isinstance(current, data.MapNode) else frozenset()
+    lines = {}
+    if isinstance(node, CommentedMap):
+        for key in document.own_keys(node):
+            line = document.key_line(node, key, doc.first_line)
+            if line is not None:
+                lines[str(key)] = line
+    resolved = data.resolve(current)
+    return ServiceView(
+        name=str(name),
+        data=resolved if isinstance(resolved, dict) else {},
+        own=own,
+        lines=lines,
+        line=document.key_line(services, name, doc.first_line),
+        document=doc.index,
+        file_form=file_form,
+    )
+
+
+def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str], plan: Plan) -> None:
+    """Plan every service in file order against a model that already holds the changes
+    planned for the services before it (anchored services pass them on to `<<:` users)."""
+    services = services_of(doc)
+    if services is None:
+        return
+    plan.compose_documents += 1
+    root = plan.models[doc.index] = data.from_tree(doc.tree)
+    model = data.services(root) or data.MapNode()
+    forms = [form_of(data.resolve(s)) for s in model.own.values() if isinstance(s, data.MapNode)]
+    file_form = "deploy" if "deploy" in forms and "short" not in forms else "short" if "short" in forms else None
+    for name in services:
+        view = _view(doc, services, name, model, file_form)
+        settings = resolve(profile, view.name, view.data, skip)
+        plan.services += 1
+        if settings.image:
+            plan.matches.append((view.name, settings.image))
+        plan.findings += [replace(f, document=doc.index) for f in findings.scan(view, settings)]
+        for hardening in PASSES:
+            planned = hardening.plan(view, settings)
+            new = [replace(c, document=doc.index) for c in planned if isinstance(c, Change)]
+            plan.skips += [replace(s, document=doc.index) for s in planned if isinstance(s, Skip)]
+            plan.changes += new
+            view = view.with_changes(new)
+            for change in new:
+                data.apply(root, change)
+
+
+def plan_text(documents: list[document.Document], profile: Profile, skip: frozenset[str] = frozenset()) -> Plan:
+    plan = Plan()
+    for doc in documents:
+        plan_document(doc, profile, skip, plan)
+    return plan
+
+
+def harden_text(text: str, profile: Profile, skip: frozenset[str] = frozenset()) -> Result:
+    """Harden one Compose text. Never raises for bad input: see `Result.status`."""
+    try:
+        return _harden(text, profile, skip)
+    except HardenError as exc:
+        return Result(Status.ERROR, text, text, message=exc.message + (f" (line {exc.line})" if exc.line else ""))
+    except RecursionError:
+        return Result(Status.ERROR, text, text, message="nesting too deep to be a Compose file")
+
+
+def _harden(text: str, profile: Profile, skip: frozenset[str]) -> Result:
+    if not text.strip():
+        raise HardenError("empty file; not a Compose file")
+    facts, documents = document.parse(text)
+    if all(doc.tree is None for doc in documents):
+        raise HardenError("only comments, no YAML content; not a Compose file")
+    plan = plan_text(documents, profile, skip)
+    if plan.compose_documents == 0:
+        if any(_looks_v1(doc.tree) for doc in documents):
+            return Result(Status.SKIPPED, text, text, message="Compose v1 format (no services: key); convert it to the Compose specification first")
+        return Result(Status.SKIPPED, text, text, message="no services: key; not a Compose project file")
+    before = [document.plain(doc.tree) for doc in documents]
+    intended = [data.resolve(plan.models[d.index]) if d.index in plan.models else before[d.index] for d in documents]
+    pieces = []
+    for doc in documents:
+        mine = [c for c in plan.changes if c.document == doc.index]
+        if not mine:
+            pieces.append(doc.text)
+            continue
+        services = services_of(doc)
+        r0 = document.dump(doc.tree, doc.indent)
+        edit.apply(services, mine)
+        r1 = document.dump(doc.tree, doc.indent)
+        pieces.append(render.patch(doc.text, r0, r1))
+    output = document.join_facts(facts, "".join(pieces))
+    if plan.changes:
+        safety.check(before, intended, output, lambda docs: plan_text(docs, profile, skip).changes)
+    return Result(
+        Status.CHANGED if output != text else Status.UNCHANGED,
+        text,
+        output,
+        tuple(plan.changes),
+        tuple(plan.skips),
+        tuple(plan.findings),
+        tuple(plan.matches),
+        services=plan.services,
+    )

@@ -1,0 +1,262 @@
+"""Reading a Compose text: byte facts, documents, the round-trip tree and a plain view.
+
+The original text is kept as written; what ruamel.yaml gets is a normalised copy
+(no BOM, LF line endings, a final newline, tabs in trailing blanks turned to spaces) with
+exactly the same lines, so line numbers from the tree are line numbers in the file.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from .model import HardenError
+
+BOM = "\ufeff"
+# Expanded size above which aliases are treated as an attack ("billion laughs").
+MAX_EXPANDED_NODES = 2_000_000
+MAX_DEPTH = 200
+_DOC_START = re.compile(r"^---(?:[ \t]|$)")
+_DOC_END = re.compile(r"^\.\.\.[ \t]*$")
+_TRAILING_TABS = re.compile(r"[ \t]+$")
+_TAB_BEFORE_COMMENT = re.compile(r"\t+(?=[ \t]*#)")
+
+
+@dataclass(frozen=True)
+class TextFacts:
+    """How the file is written at the byte level; restored on output."""
+
+    bom: bool
+    newline: str  # "\n" or "\r\n"
+    final_newline: bool
+
+
+@dataclass
+class Document:
+    """One YAML document of the file: its own lines and its round-trip tree."""
+
+    index: int
+    first_line: int  # 0-based line of the file where this document's text starts
+    text: str  # normalised text of this document (LF, ends with "\n")
+    tree: Any  # CommentedMap, or None for an empty / comment-only document
+    indent: tuple[int, int, int]  # mapping, sequence, offset for the emitter
+
+
+def split_facts(text: str) -> tuple[TextFacts, str]:
+    """Strip BOM and CRLF; return the facts and LF text that ends with a newline."""
+    bom = text.startswith(BOM)
+    if bom:
+        text = text[1:]
+    newline = "\r\n" if "\r\n" in text else "\n"
+    if newline == "\r\n":
+        text = text.replace("\r\n", "\n")
+    final_newline = text.endswith("\n") or text == ""
+    if not final_newline:
+        text += "\n"
+    return TextFacts(bom, newline, final_newline), text
+
+
+def join_facts(facts: TextFacts, text: str) -> str:
+    """Inverse of `split_facts`."""
+    if not facts.final_newline and text.endswith("\n"):
+        text = text[:-1]
+    if facts.newline != "\n":
+        text = text.replace("\n", facts.newline)
+    return (BOM if facts.bom else "") + text
+
+
+def split_documents(text: str) -> list[tuple[int, str]]:
+    """Cut LF text at `---` / `...` lines; each piece keeps its own marker lines."""
+    lines = text.splitlines(keepends=True)
+    pieces: list[tuple[int, list[str]]] = [(0, [])]
+    seen_content = False
+    for number, line in enumerate(lines):
+        if _DOC_START.match(line) and seen_content:
+            pieces.append((number, []))
+            seen_content = False
+        pieces[-1][1].append(line)
+        if _DOC_END.match(line):
+            pieces.append((number + 1, []))
+            seen_content = False
+            continue
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and not _DOC_START.match(line):
+            seen_content = True
+    return [(start, "".join(chunk)) for start, chunk in pieces if chunk]
+
+
+def make_yaml(indent: tuple[int, int, int] = (2, 2, 0)) -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def loadable(text: str) -> str:
+    """Same lines, with the blanks that ruamel's scanner rejects (tabs) made spaces."""
+    if "\t" not in text:
+        return text
+    out = []
+    for line in text.split("\n"):
+        line = _TRAILING_TABS.sub(lambda m: " " * len(m.group()), line)
+        if "#" in line:
+            line = _TAB_BEFORE_COMMENT.sub(lambda m: " " * len(m.group()), line)
+        out.append(line)
+    return "\n".join(out)
+
+
+def detect_indent(text: str) -> tuple[int, int, int]:
+    """The file's mapping indent and where its dashes sit, for the emitter."""
+    mapping = 2
+    offset = 0
+    prev_key: tuple[int, str] | None = None
+    found_map = found_seq = False
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        col = len(line) - len(line.lstrip(" "))
+        if prev_key is not None:
+            pcol, _ = prev_key
+            if stripped.startswith("- ") or stripped == "-":
+                if not found_seq and col >= pcol:
+                    offset, found_seq = col - pcol, True
+            elif not found_map and col > pcol:
+                mapping, found_map = col - pcol, True
+        if found_map and found_seq:
+            break
+        prev_key = (col, stripped) if stripped.endswith(":") and not stripped.startswith("- ") else None
+    mapping = max(1, min(mapping, 8))
+    offset = max(0, min(offset, 8))
+    return mapping, max(mapping, offset + 2), offset
+
+
+def parse(text: str, name: str = "<text>") -> tuple[TextFacts, list[Document]]:
+    """Parse a Compose text; raise `HardenError` (with line:col) on bad input."""
+    if "\x00" in text:
+        raise HardenError("binary content (NUL byte); not a Compose file")
+    facts, norm = split_facts(text)
+    documents = []
+    for index, (first_line, chunk) in enumerate(split_documents(norm)):
+        indent = detect_indent(chunk)
+        tree = load_tree(chunk, indent, first_line)
+        if tree is not None and not isinstance(tree, CommentedMap):
+            kind = "a list" if isinstance(tree, CommentedSeq) else f"a {type(tree).__name__}"
+            raise HardenError(f"top level is {kind}, not a mapping; not a Compose file", first_line + 1, 1)
+        documents.append(Document(index, first_line, chunk, tree, indent))
+    return facts, documents
+
+
+def load_tree(chunk: str, indent: tuple[int, int, int], first_line: int = 0) -> Any:
+    _check_depth(chunk, first_line)
+    try:
+        tree = make_yaml(indent).load(loadable(chunk))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = (exc.problem or exc.context or "invalid YAML").strip()
+        if "duplicate key" in str(exc) or type(exc).__name__ == "DuplicateKeyError":
+            problem = "duplicate key " + _duplicate_key_name(str(exc))
+        line = mark.line + 1 + first_line if mark else None
+        col = mark.column + 1 if mark else None
+        raise HardenError(f"invalid YAML: {problem}", line, col) from None
+    except YAMLError as exc:
+        raise HardenError(f"invalid YAML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise HardenError("nesting too deep to be a Compose file") from None
+    except TypeError:  # ruamel cannot hash a mapping or list used as a key
+        raise HardenError("complex (non-scalar) mapping key; Compose does not accept it") from None
+    if tree is not None:
+        check_expansion(tree)
+    return tree
+
+
+def _duplicate_key_name(message: str) -> str:
+    found = re.search(r'found duplicate key "([^"]*)"', message)
+    return f'"{found.group(1)}"' if found else ""
+
+
+def _check_depth(chunk: str, first_line: int) -> None:
+    """Refuse absurd nesting before the recursive loader meets it."""
+    for number, line in enumerate(chunk.split("\n")):
+        col = len(line) - len(line.lstrip(" "))
+        opened = line.count("[") + line.count("{")
+        if col > MAX_DEPTH * 8 or opened > MAX_DEPTH:
+            raise HardenError("nesting too deep to be a Compose file", first_line + number + 1, 1)
+
+
+def check_expansion(tree: Any) -> None:
+    """Count the nodes the tree would have with every alias expanded, without expanding."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise HardenError("nesting too deep to be a Compose file")
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if isinstance(node, dict):
+            if any(isinstance(k, (dict, list)) for k in node):
+                raise HardenError("complex (non-scalar) mapping key; Compose does not accept it")
+            total = 1 + sum(size(v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            total = 1 + sum(size(v, depth + 1) for v in node)
+        else:
+            return 1
+        if total > MAX_EXPANDED_NODES:
+            raise HardenError("aliases expand to more than 2,000,000 nodes (alias bomb); refused")
+        sizes[key] = total
+        return total
+
+    size(tree, 0)
+
+
+def scalar(value: Any) -> Any:
+    """A plain Python scalar; a tagged one (`!reset`, `!override`) keeps its tag in the text."""
+    if value is None or isinstance(value, bool):
+        return value
+    for kind in (str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    tag = getattr(value, "tag", None)
+    if tag is not None and hasattr(value, "value"):
+        return f"{getattr(tag, 'value', tag)} {value.value}"
+    return value
+
+
+def plain(node: Any) -> Any:
+    """A plain Python copy with merge keys resolved (what a Compose loader sees)."""
+    if isinstance(node, dict):
+        return {scalar(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    return scalar(node)
+
+
+def dump(tree: Any, indent: tuple[int, int, int]) -> str:
+    stream = io.StringIO()
+    make_yaml(indent).dump(tree, stream)
+    return stream.getvalue()
+
+
+def own_keys(mapping: CommentedMap) -> list[Any]:
+    """Keys written in this mapping itself, not inherited through `<<:`."""
+    own = getattr(mapping, "_ok", None)
+    if own is None:
+        return list(mapping.keys())
+    return [k for k in mapping.keys() if k in own]
+
+
+def key_line(mapping: Any, key: Any, first_line: int = 0) -> int | None:
+    """1-based line of `key` in the file, where the tree knows it."""
+    try:
+        return mapping.lc.key(key)[0] + 1 + first_line
+    except (AttributeError, KeyError, TypeError):
+        return None

@@ -1,0 +1,231 @@
+"""The one module that edits the ruamel tree.
+
+Passes plan `Change`s against a plain view; this module carries them out on the
+round-trip tree: it appends keys and list items, never rewrites what is there, keeps flow
+style where the author used it, and moves the comment block that ruamel hangs on a
+service's last value (the next service's header comment) onto the new last key, so new
+keys land inside their service and above the comment that introduces the next one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarString, LiteralScalarString
+from ruamel.yaml.tokens import CommentToken
+
+from .document import own_keys
+from .model import Change, HardenError, Op
+
+_COMMENT = 2  # slot of the comment after a mapping value in ca.items
+_ITEM_COMMENT = 0  # slot of the comment after a sequence item
+
+
+def apply(services: CommentedMap, changes: Iterable[Change]) -> None:
+    """Carry out `changes` on the `services` mapping of one document, in order."""
+    by_service: dict[str, list[Change]] = {}
+    for change in changes:
+        by_service.setdefault(change.service, []).append(change)
+    for name, planned in by_service.items():
+        service = services.get(name)
+        token = None
+        if service is None:  # `web:` with no value
+            service = CommentedMap()
+            token = _take_token(services, name, _COMMENT)
+            services[name] = service
+        if not isinstance(service, CommentedMap):
+            raise HardenError(f"service {name!r} is not a mapping")
+        for change in planned:
+            if change.op is Op.SET:
+                _set_path(service, change.path, _scalar(change.path[-1], change.new))
+            else:
+                _add_items(service, change.path[0], [_scalar(change.path[0], v) for v in change.new])
+        if token is not None:
+            _put_rest(services, name, token)
+
+
+def _scalar(key: str, value: Any) -> Any:
+    # `user: 1000:50` is base-60 in YAML 1.1 readers; always quote it.
+    if key == "user" and isinstance(value, str):
+        return DoubleQuotedScalarString(value)
+    return value
+
+
+def _set_path(node: CommentedMap, path: tuple[str, ...], value: Any) -> None:
+    head, rest = path[0], path[1:]
+    if not rest:
+        if head in own_keys(node):
+            raise HardenError(f"refusing to overwrite existing key {head!r}")
+        append_key(node, head, value)
+        return
+    child = node.get(head) if head in own_keys(node) else None
+    if child is None:
+        if head in node:  # inherited through a merge key: never edit the anchor
+            raise HardenError(f"refusing to edit {head!r} inherited through a merge key")
+        built: Any = value
+        for key in reversed(rest):
+            built = CommentedMap([(key, built)])
+        append_key(node, head, built)
+        return
+    if not isinstance(child, CommentedMap):
+        raise HardenError(f"cannot add {'.'.join(path)}: {head!r} is not a mapping")
+    _set_path(child, rest, value)
+
+
+def _add_items(service: CommentedMap, key: str, items: list[Any]) -> None:
+    if key in own_keys(service):
+        current = service[key]
+        if isinstance(current, CommentedSeq):
+            append_items(current, items)
+            return
+        if isinstance(current, str):  # `tmpfs: /run` written as a single string
+            seq = CommentedSeq([current, *items])
+            _copy_eol_comment(service, key, seq)
+            service[key] = seq
+            return
+        raise HardenError(f"cannot add to {key!r}: it is neither a list nor a string")
+    inherited = service.get(key)
+    seq = CommentedSeq([*(inherited or []), *items])
+    append_key(service, key, seq)
+
+
+def _copy_eol_comment(service: CommentedMap, key: str, seq: CommentedSeq) -> None:
+    token = _take_token(service, key, _COMMENT)
+    if token is not None:
+        seq.ca.items[0] = [token, None, None, None]
+
+
+# --- appending with the trailing comment moved ----------------------------------------
+
+
+def append_key(mapping: CommentedMap, key: str, value: Any) -> None:
+    token = _detach_trailing(mapping)
+    mapping[key] = value
+    if token is not None:
+        _attach_trailing(mapping, token)
+
+
+def append_items(seq: CommentedSeq, items: list[Any]) -> None:
+    token = _detach_trailing(seq)
+    seq.extend(items)
+    if token is not None:
+        _attach_trailing(seq, token)
+
+
+def _is_flow(node: Any) -> bool:
+    return bool(getattr(node, "fa", None) and node.fa.flow_style())
+
+
+def _last(node: Any) -> tuple[Any, int] | None:
+    """(key or index, comment slot) of the last own entry of a block collection."""
+    if isinstance(node, CommentedMap):
+        keys = own_keys(node)
+        return (keys[-1], _COMMENT) if keys else None
+    if isinstance(node, CommentedSeq):
+        return (len(node) - 1, _ITEM_COMMENT) if len(node) else None
+    return None
+
+
+def _take_token(node: Any, key: Any, slot: int) -> CommentToken | None:
+    entry = node.ca.items.get(key)
+    if not entry or len(entry) <= slot or entry[slot] is None:
+        return None
+    token = entry[slot]
+    entry[slot] = None
+    return token
+
+
+def _key_column(node: Any) -> int:
+    """Column of `node`'s entries in the file; for a node made here, deeper than any line."""
+    try:
+        if isinstance(node, CommentedMap):
+            first = own_keys(node)[0]
+            return node.lc.key(first)[1]
+        return node.lc.item(0)[1]
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return 1 << 30
+
+
+def _detach_trailing(node: Any, column: int | None = None) -> str | None:
+    """Cut the comment lines after `node`'s last value that belong to what follows.
+
+    Returns the full-line text to re-hang after the new last entry, or None. The
+    end-of-line comment of the last value stays, as do comment lines right below it that
+    are indented at least as deep as `node`'s keys (commented-out entries of `node`).
+    """
+    if _is_flow(node):
+        return None
+    last = _last(node)
+    if last is None:
+        return None
+    key, slot = last
+    value = node[key]
+    if column is None:
+        column = _key_column(node)
+    if isinstance(value, (CommentedMap, CommentedSeq)) and not _is_flow(value) and len(value):
+        deeper = _detach_trailing(value, column)
+        if deeper is not None:
+            return deeper
+    entry = node.ca.items.get(key)
+    if not entry or len(entry) <= slot or entry[slot] is None:
+        return None
+    token = entry[slot]
+    text = token.value
+    if isinstance(value, (LiteralScalarString, FoldedScalarString)):
+        head, rest = "", text
+    elif "\n" in text:
+        cut = text.index("\n") + 1
+        head, rest = text[:cut], text[cut:]
+    else:
+        return None
+    lines = rest.splitlines(keepends=True)
+    keep = 0
+    while keep < len(lines):
+        stripped = lines[keep].lstrip(" ")
+        if not stripped.startswith("#") or len(lines[keep]) - len(stripped) < column:
+            break
+        keep += 1
+    head += "".join(lines[:keep])
+    moved = "".join(lines[keep:])
+    if not moved:
+        return None
+    if head in ("", "\n") and not isinstance(value, (LiteralScalarString, FoldedScalarString)):
+        entry[slot] = None
+    elif head == "":
+        entry[slot] = None
+    else:
+        token.value = head
+    return moved
+
+
+def _attach_trailing(node: Any, moved: str) -> None:
+    last = _last(node)
+    if last is None:
+        return
+    key, slot = last
+    value = node[key]
+    if isinstance(value, (CommentedMap, CommentedSeq)) and not _is_flow(value) and len(value):
+        _attach_trailing(value, moved)
+        return
+    _put_rest(node, key, moved, slot)
+
+
+def _put_rest(node: Any, key: Any, moved: Any, slot: int = _COMMENT) -> None:
+    if isinstance(moved, CommentToken):
+        text = moved.value
+        moved = text[text.index("\n") + 1 :] if "\n" in text else ""
+        if not moved:
+            return
+        if isinstance(node.get(key) if isinstance(node, CommentedMap) else None, CommentedMap):
+            _attach_trailing(node[key], moved)
+            return
+    entry = node.ca.items.setdefault(key, [None, None, None, None])
+    while len(entry) <= slot:
+        entry.append(None)
+    existing = entry[slot]
+    if existing is not None:
+        existing.value = existing.value + moved
+        return
+    entry[slot] = CommentToken("\n" + moved, CommentMark(0), None)

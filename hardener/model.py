@@ -1,0 +1,104 @@
+"""Records shared by every layer: what a pass plans and what a run reports.
+
+One `Change` drives the diff annotations, the text / JSON / SARIF report and the safety
+net; a `Skip` says what was deliberately left alone and why; a `Finding` names a risk that
+is never fixed automatically. All are frozen: passes return them, nobody mutates them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+CONTROLS: tuple[str, ...] = ("user", "read_only", "capabilities", "no_new_privileges", "resources")
+FINDINGS: tuple[str, ...] = ("privileged", "host_namespace", "docker_socket", "unconfined", "dangerous_cap", "weakened")
+
+
+class Op(str, Enum):
+    SET = "set"  # give a missing key its value
+    ADD = "add"  # append missing items to a list (creating it when absent)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One planned edit of one service.
+
+    `path` is relative to the service mapping, e.g. ("cap_drop",) or
+    ("deploy", "resources", "limits", "memory"). For `Op.ADD`, `new` is the tuple of
+    items appended; for `Op.SET`, the value written.
+    """
+
+    control: str
+    service: str
+    path: tuple[str, ...]
+    op: Op
+    new: Any
+    reason: str
+    old: Any = None
+    caveat: str | None = None
+    line: int | None = None
+    document: int = 0
+
+    def describe(self) -> str:
+        key = ".".join(self.path)
+        if self.op is Op.ADD:
+            value = ", ".join(str(v) for v in self.new)
+            return f"{key} += [{value}]"
+        return f"{key} = {self.new!r}" if not isinstance(self.new, str) else f'{key} = "{self.new}"'
+
+
+@dataclass(frozen=True)
+class Skip:
+    control: str
+    service: str
+    reason: str
+    line: int | None = None
+    document: int = 0
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    service: str
+    message: str
+    line: int | None = None
+    document: int = 0
+
+
+class Status(str, Enum):
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of hardening one text: never raises across this boundary."""
+
+    status: Status
+    original: str
+    text: str
+    changes: tuple[Change, ...] = ()
+    skips: tuple[Skip, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    matches: tuple[tuple[str, str], ...] = ()  # (service, image entry id)
+    message: str = ""
+    services: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class HardenError(Exception):
+    """Bad input or a refused result; `line`/`col` are 1-based where known."""
+
+    def __init__(self, message: str, line: int | None = None, col: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.col = col
+
+    def where(self) -> str:
+        if self.line is None:
+            return ""
+        return f":{self.line}:{self.col}" if self.col is not None else f":{self.line}"

@@ -1,0 +1,112 @@
+"""read_only: a read-only root filesystem, with tmpfs where the service must write.
+
+Why: an attacker who gets code execution cannot plant binaries or alter configuration
+in the image; the writable places are few and explicit. CIS Docker Benchmark 5.13
+("Ensure that the container's root filesystem is mounted as read only"), OWASP Docker
+Security Cheat Sheet rule #8 ("Set filesystem and volumes to read-only").
+
+Before → after:
+
+    web:                      web:
+      image: myapp              image: myapp
+                                read_only: true
+                                tmpfs:
+                                  - /tmp:size=64m,uid=1000,gid=1000,mode=1777,noexec,nosuid,nodev
+
+Each tmpfs carries explicit options: `size=`, the service user's `uid=`/`gid=` (a tmpfs
+over a directory that exists in the image takes that directory's mode, and runc before
+1.2 ignores an explicit `mode=` there, so only ownership makes it writable for a
+non-root user), and `noexec,nosuid,nodev` unless the path must execute. Paths come from
+the profile (`/tmp`) and the image knowledge (nginx: /var/cache/nginx, /run; postgres:
+/var/run/postgresql). A path already mounted (a `tmpfs` entry or any `volumes` entry with
+that target, short or long syntax) is not mounted again: Compose rejects two mounts on
+one target.
+
+What can break: writes anywhere else on the root filesystem fail with "Read-only file
+system"; `harden verify` names the path.
+
+Kept as written: an existing `read_only` (an explicit `false` is reported; `${VAR}`
+counts as set). tmpfs is only added together with `read_only: true`, or where
+`x-harden.tmpfs` asks for it.
+Options: profile `tmpfs.paths`, `tmpfs.size`; `x-harden: {tmpfs: ["/path:opts"]}`;
+`--skip read_only`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..images import TmpfsSpec
+from ..model import Change, Op, Skip
+from ..profile import Settings
+from ..view import ServiceView, as_list, is_variable
+
+ID = "read_only"
+SUMMARY = "Read-only root filesystem, tmpfs for the paths that must stay writable."
+_NUMERIC_USER = re.compile(r"^(\d+)(?::(\d+))?$")
+
+
+def mounted_targets(service: ServiceView) -> set[str]:
+    """Every container path that already has a mount (tmpfs or volume)."""
+    targets = set()
+    for entry in as_list(service.data.get("tmpfs")):
+        if isinstance(entry, str):
+            targets.add(entry.split(":", 1)[0].rstrip("/") or "/")
+    for volume in as_list(service.data.get("volumes")):
+        if isinstance(volume, dict) and isinstance(volume.get("target"), str):
+            targets.add(volume["target"].rstrip("/") or "/")
+        elif isinstance(volume, str):
+            parts = volume.split(":")
+            target = parts[1] if len(parts) > 1 and parts[1].startswith("/") else parts[0]
+            targets.add(target.rstrip("/") or "/")
+    return targets
+
+
+def tmpfs_entry(spec: TmpfsSpec, user: Any, default_size: str) -> str:
+    options = [f"size={spec.size or default_size}"]
+    match = _NUMERIC_USER.match(str(user)) if user is not None else None
+    if spec.owner == "user" and match:
+        uid, gid = match.group(1), match.group(2) or match.group(1)
+        options += [f"uid={uid}", f"gid={gid}"]
+    options.append(f"mode={spec.mode or ('0755' if spec.owner == 'root' else '1777')}")
+    options.append("exec" if spec.exec else "noexec")
+    options += ["nosuid", "nodev"]
+    return f"{spec.path}:{','.join(options)}"
+
+
+def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
+    if ID in settings.skip:
+        return [Skip(ID, service.name, settings.skip[ID], service.line)]
+    out: list[Change | Skip] = []
+    setting_now = False
+    if service.has("read_only") or (service.inherited("read_only")):
+        value = service.data.get("read_only")
+        if value is False or (isinstance(value, str) and value.strip().lower() == "false"):
+            out.append(Skip(ID, service.name, "read_only: false set explicitly; kept", service.line_of("read_only")))
+        elif is_variable(value):
+            out.append(Skip(ID, service.name, f"read_only set through a variable ({value}); kept", service.line_of("read_only")))
+    else:
+        setting_now = True
+        out.append(
+            Change(ID, service.name, ("read_only",), Op.SET, True, "root filesystem read-only",
+                   caveat="writes outside volumes and tmpfs fail", line=service.line)
+        )
+    wanted: list[str] = []
+    user = service.data.get("user")
+    if setting_now:
+        wanted += [tmpfs_entry(spec, user, settings.tmpfs_size) for spec in settings.tmpfs]
+    wanted += list(settings.tmpfs_extra)
+    if isinstance(service.data.get("tmpfs"), str) and is_variable(service.data["tmpfs"]):
+        wanted = []
+    covered = mounted_targets(service)
+    add = []
+    for entry in wanted:
+        path = entry.split(":", 1)[0].rstrip("/") or "/"
+        if path not in covered:
+            covered.add(path)
+            add.append(entry)
+    if add:
+        out.append(Change(ID, service.name, ("tmpfs",), Op.ADD, tuple(add), "writable paths on tmpfs under a read-only root",
+                          caveat="data written there is lost when the container stops", line=service.line))
+    return out

@@ -1,0 +1,89 @@
+"""resources: memory, CPU and PID limits.
+
+Why: without limits one service (or one fork bomb, or one leak) takes the host's memory,
+CPU and process table from every other service. CIS Docker Benchmark 5.10 (memory), 5.11
+(CPU), 5.28 (PIDs cgroup limit); OWASP Docker Security Cheat Sheet rule #7 ("Limit
+resources").
+
+Before → after (the service and file use neither form yet):
+
+    web:                      web:
+      image: myapp              image: myapp
+                                mem_limit: 256m
+                                cpus: 0.5
+                                pids_limit: 100
+
+or, where the service or the file already writes limits under `deploy`:
+
+      deploy:                   deploy:
+        replicas: 2               replicas: 2
+                                  resources:
+                                    limits:
+                                      memory: 256M ...
+
+Limits are written in one form only: the one the service already uses, else the one
+the file's other services use, else `mem_limit` / `cpus` / `pids_limit`. Compose rejects
+a file where both forms are set and differ. Values come from the profile; image
+knowledge raises the memory floor where an image needs more (JVM images).
+
+What can break: a service that needs more memory is OOM-killed; a service that forks
+many workers hits the PID limit.
+
+Kept as written: any limit already set in either form (also `${VAR}`). A `deploy`
+inherited through `<<:` is never edited through the service: that service is skipped.
+Options: profile `resources.memory`, `.cpus`, `.pids`, `.form` (auto | short | deploy);
+`x-harden: {memory:, cpus:, pids:}`; `--skip resources`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import Change, Op, Skip
+from ..profile import Settings
+from ..view import ServiceView
+
+ID = "resources"
+SUMMARY = "Memory, CPU and PID limits, in the form the file already uses."
+SHORT = {"memory": "mem_limit", "cpus": "cpus", "pids": "pids_limit"}
+
+
+def deploy_limits(data: Any) -> dict:
+    deploy = data.get("deploy") if isinstance(data, dict) else None
+    resources = deploy.get("resources") if isinstance(deploy, dict) else None
+    limits = resources.get("limits") if isinstance(resources, dict) else None
+    return limits if isinstance(limits, dict) else {}
+
+
+def form_of(data: Any) -> str | None:
+    if any(data.get(k) is not None for k in SHORT.values()):
+        return "short"
+    if deploy_limits(data):
+        return "deploy"
+    return None
+
+
+def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
+    if ID in settings.skip:
+        return [Skip(ID, service.name, settings.skip[ID], service.line)]
+    data = service.data
+    form = form_of(data) or (settings.form if settings.form != "auto" else service.file_form) or "short"
+    if form == "deploy" and service.inherited("deploy"):
+        return [Skip(ID, service.name, "deploy is inherited through a merge key; set limits in the anchor", service.line_of("deploy"))]
+    deploy = data.get("deploy")
+    if form == "deploy" and deploy is not None and not isinstance(deploy, dict):
+        return [Skip(ID, service.name, "deploy is not a mapping; left to the author", service.line_of("deploy"))]
+    limits = deploy_limits(data)
+    wanted = {"memory": settings.memory, "cpus": settings.cpus, "pids": settings.pids}
+    out: list[Change | Skip] = []
+    for name, value in wanted.items():
+        if data.get(SHORT[name]) is not None or limits.get(name) is not None:
+            continue
+        if form == "deploy":
+            path = ("deploy", "resources", "limits", name)
+            new = str(value).upper() if name == "memory" else value
+        else:
+            path, new = (SHORT[name],), value
+        out.append(Change(ID, service.name, path, Op.SET, new, f"{name} limit from the profile",
+                          caveat="the service is killed / throttled beyond this" if name != "cpus" else None, line=service.line))
+    return out

@@ -1,0 +1,50 @@
+"""user: run the service as a non-root user.
+
+Why: a process that is root in the container is root on the host's kernel; one escape or
+a writable host mount is a host compromise. CIS Docker Benchmark 4.1 ("Ensure that a
+user for the container has been created"), OWASP Docker Security Cheat Sheet rule #2
+("Set a user").
+
+Before → after:
+
+    web:                      web:
+      image: myapp              image: myapp
+                                user: "1000:1000"
+
+The value comes from the profile (`user`), or from the image knowledge entry for
+the image (postgres → "999:999", grafana → "472:0"), or from `x-harden.user`. It is always
+written quoted: YAML 1.1 readers turn `1000:50` into the number 60050.
+
+What can break: files the process must write (volumes, bind mounts) must be writable by
+that uid; entrypoints that start as root to `chown` and drop privileges skip that step
+under `user:`, so existing data volumes must already belong to the uid.
+
+Kept as written: any existing `user` (also `${VAR}` and values inherited through `<<:`);
+an explicit root user is reported. Skipped for `privileged: true` services.
+Options: profile `user`; `x-harden: {user: "uid:gid"}`; `--skip user`.
+"""
+
+from __future__ import annotations
+
+from ..model import Change, Op, Skip
+from ..profile import Settings
+from ..view import ServiceView
+
+ID = "user"
+SUMMARY = "Run as a non-root user (quoted uid:gid)."
+ROOT = {"0", "root", "0:0", "root:root"}
+
+
+def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
+    if ID in settings.skip:
+        return [Skip(ID, service.name, settings.skip[ID], service.line)]
+    if service.data.get("privileged") is True:
+        return [Skip(ID, service.name, "privileged: true service; left as it is (see the privileged finding)", service.line)]
+    if service.has("user"):
+        value = str(service.data["user"])
+        if value.strip() in ROOT:
+            return [Skip(ID, service.name, f"runs as root by explicit user: {value!r}; kept", service.line_of("user"))]
+        return []
+    caveat = "volumes and bind mounts must be writable by this uid; root-then-drop entrypoints skip their chown"
+    source = settings.sources.get("user", "profile")
+    return [Change(ID, service.name, ("user",), Op.SET, settings.user, f"non-root user from {source}", caveat=caveat, line=service.line)]

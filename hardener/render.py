@@ -1,0 +1,140 @@
+"""Render an edited tree as a minimal text patch onto the original.
+
+ruamel.yaml's dump of a whole file rewrites trailing blanks, flow spacing, joined lines and
+more, so it is never written as the file. Instead: R0 = dump of the unedited tree, R1 =
+dump of the edited tree. O (the original) is aligned with R0 on a whitespace-blind key,
+R0 with R1 exactly; every R0→R1 difference is spliced into O at the aligned place, taking
+the indentation of a sibling in O. Lines outside those differences are O's own bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from difflib import SequenceMatcher
+
+from .model import HardenError
+
+_SPACES = re.compile(r"\s+")
+_PUNCT = re.compile(r"\s*([\[\]{},:])\s*")
+
+
+def _fuzzy(line: str) -> str:
+    return _PUNCT.sub(r"\1", _SPACES.sub(" ", line.strip()))
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _is_item(line: str) -> bool:
+    stripped = line.lstrip(" ")
+    return stripped.startswith("- ") or stripped == "-"
+
+
+def _shift(lines: list[str], delta: int) -> list[str]:
+    if delta == 0:
+        return lines
+    out = []
+    for line in lines:
+        if delta > 0:
+            out.append(" " * delta + line if line.strip() else line)
+        else:
+            cut = min(-delta, _indent(line))
+            out.append(line[cut:])
+    return out
+
+
+def patch(original: str, r0: str, r1: str) -> str:
+    """Apply the R0→R1 difference to `original` (all three LF, ending in newline)."""
+    if r0 == r1:
+        return original
+    o_lines = original.split("\n")[:-1]
+    r0_lines = r0.split("\n")[:-1]
+    r1_lines = r1.split("\n")[:-1]
+
+    to_o: dict[int, int] = {}
+    align = SequenceMatcher(None, [_fuzzy(x) for x in o_lines], [_fuzzy(x) for x in r0_lines], autojunk=False)
+    for block in align.get_matching_blocks():
+        for k in range(block.size):
+            to_o[block.b + k] = block.a + k
+
+    edits = SequenceMatcher(None, r0_lines, r1_lines, autojunk=False).get_opcodes()
+    r1_to_r0: dict[int, int] = {}
+    for tag, i1, i2, j1, j2 in edits:
+        if tag == "equal":
+            for k in range(i2 - i1):
+                r1_to_r0[j1 + k] = i1 + k
+
+    splices: list[tuple[int, int, list[str]]] = []
+    for tag, i1, i2, j1, j2 in edits:
+        if tag == "equal":
+            continue
+        new = r1_lines[j1:j2]
+        if i2 > i1:
+            if any(i not in to_o for i in range(i1, i2)):
+                raise HardenError("cannot place the change: the edited lines are written in a form the patcher does not follow")
+            start, end = to_o[i1], to_o[i2 - 1] + 1
+            delta = _indent(o_lines[start]) - _indent(r0_lines[i1])
+            splices.append((start, end, _shift(new, delta)))
+        else:
+            pos = _insert_position(i1, len(r0_lines), len(o_lines), to_o)
+            delta = _sibling_delta(j1, new[0], r1_lines, r0_lines, r1_to_r0, to_o, o_lines)
+            splices.append((pos, pos, _shift(new, delta)))
+
+    out = list(o_lines)
+    for start, end, new in sorted(splices, key=lambda s: (s[0], s[1]), reverse=True):
+        out[start:end] = new
+    return "\n".join(out) + "\n"
+
+
+def _insert_position(i1: int, r0_len: int, o_len: int, to_o: dict[int, int]) -> int:
+    if i1 > 0 and (i1 - 1) in to_o:
+        return to_o[i1 - 1] + 1
+    if i1 < r0_len and i1 in to_o:
+        return to_o[i1]
+    if i1 == 0:
+        return 0
+    if i1 == r0_len:  # after a last value written over several lines (a flow list)
+        return o_len
+    raise HardenError("cannot place the change: the surrounding lines are written in a form the patcher does not follow")
+
+
+def _sibling_delta(
+    j1: int,
+    first: str,
+    r1_lines: list[str],
+    r0_lines: list[str],
+    r1_to_r0: dict[int, int],
+    to_o: dict[int, int],
+    o_lines: list[str],
+) -> int:
+    """Indentation shift that makes the new lines line up with their siblings in O."""
+    want = _indent(first)
+    item = _is_item(first)
+
+    def o_line(j: int) -> str | None:
+        i = r1_to_r0.get(j)
+        if i is None or i not in to_o:
+            return None
+        return o_lines[to_o[i]]
+
+    for direction in (range(j1 - 1, -1, -1), range(j1 + 1, len(r1_lines))):
+        for j in direction:
+            line = r1_lines[j]
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if _indent(line) < want:
+                break
+            if _indent(line) == want and _is_item(line) == item:
+                found = o_line(j)
+                if found is not None:
+                    return _indent(found) - want
+    # No sibling: place relative to the parent line above.
+    for j in range(j1 - 1, -1, -1):
+        line = r1_lines[j]
+        if line.strip() and not line.lstrip().startswith("#") and _indent(line) < want:
+            found = o_line(j)
+            if found is not None:
+                return _indent(found) - _indent(line)
+            break
+    return 0

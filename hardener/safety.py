@@ -1,0 +1,42 @@
+"""The safety net: checks every output before anyone may write it.
+
+1. The output parses.
+2. Its data equals the original's data plus exactly the recorded changes, as computed on
+   the plain model (`data.py`) independently of the tree edit and the text patch (deepdiff).
+3. It has no compose-spec schema errors that the original did not have.
+4. Planning again on the output finds nothing to do (idempotent).
+
+Any failure raises `HardenError`; the caller then writes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from deepdiff import DeepDiff
+
+from . import document, schema
+from .model import Change, HardenError
+
+
+def check(before: list[Any], intended: list[Any], output: str, replan: Callable[[list[document.Document]], list[Change]]) -> None:
+    """`before` / `intended`: each document's data before, and as the plan says it must be after."""
+    try:
+        _, after = document.parse(output)
+    except HardenError as exc:
+        raise HardenError(f"refused: the output does not parse ({exc.message})") from None
+    if len(before) != len(after):
+        raise HardenError(f"refused: the output has {len(after)} YAML documents, the input {len(before)}")
+    for old_data, want, new in zip(before, intended, after):
+        new_data = document.plain(new.tree) if new.tree is not None else None
+        diff = DeepDiff(want, new_data, verbose_level=0)
+        if diff:
+            first = next(iter(diff.to_dict().items()))
+            raise HardenError(f"refused: the output does not load to the intended data ({first[0]}: {str(first[1])[:160]})")
+        if want != old_data:
+            gained = schema.errors(new_data) - schema.errors(old_data)
+            if gained:
+                raise HardenError(f"refused: the output breaks the compose-spec schema ({sorted(gained)[0]})")
+    again = replan(after)
+    if again:
+        raise HardenError(f"refused: not idempotent, a second run would change {again[0].service}: {again[0].describe()}")

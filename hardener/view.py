@@ -1,0 +1,68 @@
+"""The plain, read-only view of one service that passes plan against."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from .model import Change, Op
+
+_VAR = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    """A service as Compose sees it (merge keys resolved), plus where things are written."""
+
+    name: str
+    data: Mapping[str, Any]
+    own: frozenset[str]  # keys written in the service itself, not inherited via `<<:`
+    lines: Mapping[str, int] = field(default_factory=dict)  # key -> 1-based line
+    line: int | None = None  # line of the service's own key
+    document: int = 0
+    file_form: str | None = None  # "deploy" / "short": the limits form other services use
+
+    def has(self, key: str) -> bool:
+        return key in self.data and self.data[key] is not None
+
+    def inherited(self, key: str) -> bool:
+        return key in self.data and key not in self.own
+
+    def line_of(self, key: str) -> int | None:
+        return self.lines.get(key, self.line)
+
+    def with_changes(self, changes: list[Change]) -> "ServiceView":
+        """The view as it will be once `changes` are applied (passes see earlier passes)."""
+        data = dict(self.data)
+        for change in changes:
+            if change.op is Op.ADD:
+                key = change.path[0]
+                current = data.get(key)
+                items = [current] if isinstance(current, str) else list(current or [])
+                data[key] = [*items, *change.new]
+            else:
+                node = data
+                for key in change.path[:-1]:
+                    node[key] = dict(node.get(key) or {})
+                    node = node[key]
+                node[change.path[-1]] = change.new
+        return replace(self, data=data, own=self.own | {c.path[0] for c in changes})
+
+
+def is_variable(value: Any) -> bool:
+    """True for a value written with `${VAR}` interpolation: the author's to set."""
+    return isinstance(value, str) and bool(_VAR.search(value))
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def cap_name(value: Any) -> str:
+    text = str(value).strip().upper()
+    return text[4:] if text.startswith("CAP_") else text
