@@ -8,7 +8,9 @@ set -euo pipefail
 log() { echo "[engine.sh] $*" >&2; }
 
 need=()
-command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; then
+    need+=(docker.io)
+fi
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 if [ "${#need[@]}" -gt 0 ]; then
     log "installing: ${need[*]}"

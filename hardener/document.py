@@ -116,7 +116,7 @@ def loadable(text: str) -> str:
 def detect_indent(text: str) -> tuple[int, int, int]:
     """The file's mapping indent and where its dashes sit, for the emitter."""
     mapping = 2
-    offset = 0
+    offset = -1
     prev_key: tuple[int, str] | None = None
     found_map = found_seq = False
     for line in text.split("\n"):
@@ -135,7 +135,7 @@ def detect_indent(text: str) -> tuple[int, int, int]:
             break
         prev_key = (col, stripped) if stripped.endswith(":") and not stripped.startswith("- ") else None
     mapping = max(1, min(mapping, 8))
-    offset = max(0, min(offset, 8))
+    offset = mapping if offset < 0 else min(offset, 8)  # no list in the file: indented dashes
     return mapping, max(mapping, offset + 2), offset
 
 

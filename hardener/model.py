@@ -45,6 +45,8 @@ class Change:
         if self.op is Op.ADD:
             value = ", ".join(str(v) for v in self.new)
             return f"{key} += [{value}]"
+        if isinstance(self.new, bool):
+            return f"{key} = {str(self.new).lower()}"
         return f"{key} = {self.new!r}" if not isinstance(self.new, str) else f'{key} = "{self.new}"'
 
 

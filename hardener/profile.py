@@ -187,6 +187,7 @@ class Settings:
     pids: int
     form: str
     image: str | None  # id of the image knowledge entry matched
+    requires_mounts: tuple[str, ...] = ()  # data paths the image writes that are no VOLUME
     dangerous_caps: frozenset[str] = frozenset()
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -280,6 +281,7 @@ def resolve(profile: Profile, name: str, service: Mapping[str, Any], cli_skip: f
         pids=pids,
         form=profile.form,
         image=entry.id if entry else None,
+        requires_mounts=entry.requires_mounts if entry else (),
         dangerous_caps=profile.dangerous_caps,
         sources=sources,
     )

@@ -34,7 +34,8 @@ def check(before: list[Any], intended: list[Any], output: str, replan: Callable[
             first = next(iter(diff.to_dict().items()))
             raise HardenError(f"refused: the output does not load to the intended data ({first[0]}: {str(first[1])[:160]})")
         if want != old_data:
-            gained = schema.errors(new_data) - schema.errors(old_data)
+            gained = schema.errors(new_data)
+            gained = gained - schema.errors(old_data) if gained else gained
             if gained:
                 raise HardenError(f"refused: the output breaks the compose-spec schema ({sorted(gained)[0]})")
     again = replan(after)

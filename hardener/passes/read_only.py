@@ -22,6 +22,10 @@ the profile (`/tmp`) and the image knowledge (nginx: /var/cache/nginx, /run; pos
 that target, short or long syntax) is not mounted again: Compose rejects two mounts on
 one target.
 
+Skipped when the image writes its data to a path that is no VOLUME in the image
+(grafana /var/lib/grafana, loki /loki, caddy /data) and the service mounts nothing there:
+a tmpfs would lose the data silently, a read-only root would stop the service.
+
 What can break: writes anywhere else on the root filesystem fail with "Read-only file
 system"; `harden verify` names the path.
 
@@ -87,6 +91,10 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
         elif is_variable(value):
             out.append(Skip(ID, service.name, f"read_only set through a variable ({value}); kept", service.line_of("read_only")))
     else:
+        unmounted = [p for p in settings.requires_mounts if p.rstrip("/") not in mounted_targets(service)]
+        if unmounted:
+            reason = f"image writes its data to {', '.join(unmounted)} (no VOLUME in the image): mount a volume there first"
+            return [Skip(ID, service.name, reason, service.line)]
         setting_now = True
         out.append(
             Change(ID, service.name, ("read_only",), Op.SET, True, "root filesystem read-only",

@@ -366,7 +366,7 @@ def _ensure_rootfs_tarball() -> str:
     return tarball
 
 
-def _import_args(name: str, changes: list[str]) -> list[str]:
+def _import_args(changes: list[str]) -> list[str]:
     cmd = ["docker", "import"]
     for c in changes:
         cmd += ["--change", c]
@@ -378,7 +378,7 @@ def _docker_import_dir(root: str, name: str, changes: list[str]) -> None:
         ["tar", "-C", root, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE
     )
     try:
-        _run(_import_args(name, changes) + ["-", name], stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        _run(_import_args(changes) + ["-", name], stdin=tar.stdout, stdout=subprocess.DEVNULL)
     finally:
         tar.stdout.close()
         if tar.wait() != 0:
@@ -387,7 +387,7 @@ def _docker_import_dir(root: str, name: str, changes: list[str]) -> None:
 
 def _docker_import_tar(tarball: str, name: str, changes: list[str]) -> None:
     with open(tarball, "rb") as fh:
-        _run(_import_args(name, changes) + ["-", name], stdin=fh, stdout=subprocess.DEVNULL)
+        _run(_import_args(changes) + ["-", name], stdin=fh, stdout=subprocess.DEVNULL)
 
 
 def ensure_images() -> dict[str, str]:
