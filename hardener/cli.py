@@ -6,6 +6,7 @@ stdout carries the diff / report / hardened text; stderr the summary and errors.
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import Enum
 from typing import List, Optional
@@ -13,7 +14,8 @@ from typing import List, Optional
 import typer
 
 from . import report
-from .files import FileOutcome, discover, process_many, unified_diff
+from .core import harden_text
+from .files import FileOutcome, decode, discover, error_result, loader_check, process_many, unified_diff
 from .model import CONTROLS, HardenError, Status
 from .passes import BY_ID
 from .profile import builtin_names, load_profile
@@ -34,6 +36,7 @@ RecursiveOpt = typer.Option(False, "--recursive", "-r", help="Search directories
 JobsOpt = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes.")
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Report format.")
 ReportOpt = typer.Option(None, "--report", help="Also write the report to this file.")
+ComposeOpt = typer.Option(True, "--compose-check/--no-compose-check", help="Also validate with the Docker Compose v2 loader when installed.")
 
 
 def _fail(message: str) -> None:
@@ -52,31 +55,20 @@ def _setup(profile: str, skip: Optional[List[str]]):
         _fail(exc.message)
 
 
-def _run(paths: List[str], profile: str, skip, recursive: bool, jobs: int, write: bool, stdin_text: str | None = None) -> list[FileOutcome]:
+def _run(paths: List[str], profile: str, skip, recursive: bool, jobs: int, write: bool, use_compose: bool = True) -> list[FileOutcome]:
     prof, skips = _setup(profile, skip)
     if "-" in paths and len(paths) > 1:
         _fail("- (stdin) cannot be combined with other paths")
     if paths == ["-"]:
-        from .core import harden_text
-
-        data = sys.stdin.buffer.read() if stdin_text is None else stdin_text.encode()
         try:
-            from .files import decode
-
-            text = decode(data)
+            text = decode(sys.stdin.buffer.read())
         except HardenError as exc:
-            return [FileOutcome("-", report_error(exc.message))]
-        return [FileOutcome("-", harden_text(text, prof, skips))]
+            return [FileOutcome("-", error_result(exc.message))]
+        return [FileOutcome("-", loader_check(harden_text(text, prof, skips), os.getcwd(), use_compose))]
     files = discover(paths, recursive)
     if not files:
         _fail("no Compose files found in " + ", ".join(paths))
-    return process_many(files, prof, skips, write, jobs)
-
-
-def report_error(message: str):
-    from .files import error_result
-
-    return error_result(message)
+    return process_many(files, prof, skips, write, jobs, use_compose)
 
 
 def _emit(outcomes: list[FileOutcome], fmt: Format, report_file: Optional[str], verb: str) -> None:
@@ -107,9 +99,10 @@ def fix(
     jobs: int = JobsOpt,
     fmt: Format = FormatOpt,
     report_file: Optional[str] = ReportOpt,
+    compose_check: bool = ComposeOpt,
 ) -> None:
     """Rewrite Compose files in place so every service runs hardened."""
-    outcomes = _run(paths, profile, skip, recursive, jobs, write=not diff)
+    outcomes = _run(paths, profile, skip, recursive, jobs, write=not diff, use_compose=compose_check)
     stdin = paths == ["-"]
     if fmt is not Format.text:
         typer.echo(report.FORMATS[fmt.value](outcomes), nl=False)
@@ -137,9 +130,10 @@ def check(
     jobs: int = JobsOpt,
     fmt: Format = FormatOpt,
     report_file: Optional[str] = ReportOpt,
+    compose_check: bool = ComposeOpt,
 ) -> None:
     """Write nothing; report what would change and the risks found. Exit 1 if changes are pending."""
-    outcomes = _run(paths, profile, skip, recursive, jobs, write=False)
+    outcomes = _run(paths, profile, skip, recursive, jobs, write=False, use_compose=compose_check)
     typer.echo(report.FORMATS[fmt.value](outcomes), nl=False)
     _emit(outcomes, fmt, report_file, "would change")
     raise typer.Exit(_code(outcomes, pending_is_failure=True))

@@ -13,7 +13,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from . import data, document, edit, findings, render, safety
-from .model import Change, Finding, HardenError, Result, Skip, Status
+from .model import CONTROLS, Change, Finding, HardenError, Result, Skip, Status
 from .passes import PASSES
 from .passes.resources import form_of
 from .profile import Profile, resolve
@@ -77,9 +77,67 @@ def _view(doc: document.Document, services: CommentedMap, name: str, model: data
     )
 
 
+# Lists that Compose concatenates when a service `extends` another.
+_CONCAT = ("cap_add", "cap_drop", "security_opt", "tmpfs", "volumes", "dns", "ports", "expose")
+
+
+def _extends_merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in own.items():
+        if key in _CONCAT and isinstance(out.get(key), list) and isinstance(value, list):
+            out[key] = [*out[key], *value]
+        elif isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = _extends_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def local_base(data: dict[str, Any]) -> str | None:
+    """The service this one `extends` within the same file, if any."""
+    ext = data.get("extends")
+    if isinstance(ext, str):
+        return ext
+    if isinstance(ext, dict) and "file" not in ext and isinstance(ext.get("service"), str):
+        return ext["service"]
+    return None
+
+
+def _file_order(services: CommentedMap, model: data.MapNode) -> list[Any]:
+    """File order, except that a service comes after the one it extends."""
+    order: list[Any] = []
+    seen: set[Any] = set()
+
+    def visit(name: Any, stack: tuple[Any, ...]) -> None:
+        if name in seen or name in stack or name not in services:
+            return
+        resolved = data.resolve(model.lookup(name)[1])
+        base = local_base(resolved) if isinstance(resolved, dict) else None
+        if base is not None:
+            visit(base, (*stack, name))
+        seen.add(name)
+        order.append(name)
+
+    for name in services:
+        visit(name, ())
+    return order
+
+
+def _effective(name: Any, model: data.MapNode, depth: int = 0) -> dict[str, Any]:
+    """A service's data with its same-file `extends` chain applied, as planned so far."""
+    resolved = data.resolve(model.lookup(name)[1])
+    if not isinstance(resolved, dict):
+        return {}
+    base = local_base(resolved)
+    if base is None or depth > 20 or not model.lookup(base)[0]:
+        return resolved
+    return _extends_merge(_effective(base, model, depth + 1), resolved)
+
+
 def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str], plan: Plan) -> None:
-    """Plan every service in file order against a model that already holds the changes
-    planned for the services before it (anchored services pass them on to `<<:` users)."""
+    """Plan every service against a model that already holds the changes planned for
+    the services before it: anchored services pass them on to `<<:` users, and a service
+    that `extends` another sees what its base will hold."""
     services = services_of(doc)
     if services is None:
         return
@@ -88,10 +146,16 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
     model = data.services(root) or data.MapNode()
     forms = [form_of(data.resolve(s)) for s in model.own.values() if isinstance(s, data.MapNode)]
     file_form = "deploy" if "deploy" in forms and "short" not in forms else "short" if "short" in forms else None
-    for name in services:
+    for name in _file_order(services, model):
         view = _view(doc, services, name, model, file_form)
-        settings = resolve(profile, view.name, view.data, skip)
         plan.services += 1
+        if not any(k in view.data for k in ("image", "build", "extends")):
+            reason = "no image, build or extends: a fragment of a service defined in another file; harden that file"
+            plan.skips += [Skip(c, view.name, reason, view.line, doc.index) for c in CONTROLS]
+            continue
+        if local_base(view.data) is not None:
+            view = replace(view, data=_effective(name, model), extended=frozenset(view.data) ^ frozenset(_effective(name, model)))
+        settings = resolve(profile, view.name, view.data, skip)
         if settings.image:
             plan.matches.append((view.name, settings.image))
         plan.findings += [replace(f, document=doc.index) for f in findings.scan(view, settings)]

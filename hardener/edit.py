@@ -30,11 +30,6 @@ def apply(services: CommentedMap, changes: Iterable[Change]) -> None:
         by_service.setdefault(change.service, []).append(change)
     for name, planned in by_service.items():
         service = services.get(name)
-        token = None
-        if service is None:  # `web:` with no value
-            service = CommentedMap()
-            token = _take_token(services, name, _COMMENT)
-            services[name] = service
         if not isinstance(service, CommentedMap):
             raise HardenError(f"service {name!r} is not a mapping")
         for change in planned:
@@ -42,8 +37,6 @@ def apply(services: CommentedMap, changes: Iterable[Change]) -> None:
                 _set_path(service, change.path, _scalar(change.path[-1], change.new))
             else:
                 _add_items(service, change.path[0], [_scalar(change.path[0], v) for v in change.new])
-        if token is not None:
-            _put_rest(services, name, token)
 
 
 def _scalar(key: str, value: Any) -> Any:
@@ -212,15 +205,7 @@ def _attach_trailing(node: Any, moved: str) -> None:
     _put_rest(node, key, moved, slot)
 
 
-def _put_rest(node: Any, key: Any, moved: Any, slot: int = _COMMENT) -> None:
-    if isinstance(moved, CommentToken):
-        text = moved.value
-        moved = text[text.index("\n") + 1 :] if "\n" in text else ""
-        if not moved:
-            return
-        if isinstance(node.get(key) if isinstance(node, CommentedMap) else None, CommentedMap):
-            _attach_trailing(node[key], moved)
-            return
+def _put_rest(node: Any, key: Any, moved: str, slot: int = _COMMENT) -> None:
     entry = node.ca.items.setdefault(key, [None, None, None, None])
     while len(entry) <= slot:
         entry.append(None)

@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import oracle
 from .core import harden_text
 from .model import HardenError, Result, Status
 from .profile import Profile
@@ -114,7 +115,17 @@ def error_result(message: str, text: str = "") -> Result:
     return Result(Status.ERROR, text, text, message=message)
 
 
-def process(path: str, profile: Profile, skip: frozenset[str], write: bool) -> FileOutcome:
+def loader_check(result: Result, project_dir: str, use_compose: bool) -> Result:
+    """Refuse a change the real Compose loader rejects where it accepted the original."""
+    if not use_compose or result.status is not Status.CHANGED:
+        return result
+    reason = oracle.check(result.original, result.text, project_dir)
+    if reason is None:
+        return result
+    return Result(Status.ERROR, result.original, result.original, result.changes, message=reason)
+
+
+def process(path: str, profile: Profile, skip: frozenset[str], write: bool, use_compose: bool = True) -> FileOutcome:
     """Harden one file; write it in place when `write` and something changed."""
     try:
         data = read_bytes(path)
@@ -122,6 +133,7 @@ def process(path: str, profile: Profile, skip: frozenset[str], write: bool) -> F
     except HardenError as exc:
         return FileOutcome(path, error_result(exc.message))
     result = harden_text(text, profile, skip)
+    result = loader_check(result, os.path.dirname(os.path.abspath(path)), use_compose)
     if not write or result.status is not Status.CHANGED:
         return FileOutcome(path, result)
     try:
@@ -131,12 +143,12 @@ def process(path: str, profile: Profile, skip: frozenset[str], write: bool) -> F
     return FileOutcome(path, result, written=True)
 
 
-def _process_args(args: tuple[str, Profile, frozenset[str], bool]) -> FileOutcome:
+def _process_args(args: tuple[str, Profile, frozenset[str], bool, bool]) -> FileOutcome:
     return process(*args)
 
 
-def process_many(paths: list[str], profile: Profile, skip: frozenset[str], write: bool, jobs: int = 1) -> list[FileOutcome]:
-    work = [(p, profile, skip, write) for p in paths]
+def process_many(paths: list[str], profile: Profile, skip: frozenset[str], write: bool, jobs: int = 1, use_compose: bool = True) -> list[FileOutcome]:
+    work = [(p, profile, skip, write, use_compose) for p in paths]
     if jobs <= 1 or len(paths) < 2:
         return [_process_args(w) for w in work]
     with ProcessPoolExecutor(max_workers=jobs) as pool:

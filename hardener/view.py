@@ -22,12 +22,14 @@ class ServiceView:
     line: int | None = None  # line of the service's own key
     document: int = 0
     file_form: str | None = None  # "deploy" / "short": the limits form other services use
+    extended: frozenset[str] = frozenset()  # keys that come from a same-file `extends` base
 
     def has(self, key: str) -> bool:
         return key in self.data and self.data[key] is not None
 
     def inherited(self, key: str) -> bool:
-        return key in self.data and key not in self.own
+        """True for a key that comes through a `<<:` merge key (not `extends`)."""
+        return key in self.data and key not in self.own and key not in self.extended
 
     def line_of(self, key: str) -> int | None:
         return self.lines.get(key, self.line)

