@@ -111,6 +111,15 @@ def _is_flow(node: Any) -> bool:
     return bool(getattr(node, "fa", None) and node.fa.flow_style())
 
 
+def _is_alias(node: Any, key: Any, value: Any) -> bool:
+    """True where `value` is written as `*alias` here: its comments live at the anchor."""
+    try:
+        here = node.lc.key(key)[0] if isinstance(node, CommentedMap) else node.lc.item(key)[0]
+        return value.lc.line < here
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return False
+
+
 def _last(node: Any) -> tuple[Any, int] | None:
     """(key or index, comment slot) of the last own entry of a block collection."""
     if isinstance(node, CommentedMap):
@@ -157,7 +166,7 @@ def _detach_trailing(node: Any, column: int | None = None) -> str | None:
     value = node[key]
     if column is None:
         column = _key_column(node)
-    if isinstance(value, (CommentedMap, CommentedSeq)) and not _is_flow(value) and len(value):
+    if isinstance(value, (CommentedMap, CommentedSeq)) and not _is_flow(value) and len(value) and not _is_alias(node, key, value):
         deeper = _detach_trailing(value, column)
         if deeper is not None:
             return deeper
@@ -199,7 +208,7 @@ def _attach_trailing(node: Any, moved: str) -> None:
         return
     key, slot = last
     value = node[key]
-    if isinstance(value, (CommentedMap, CommentedSeq)) and not _is_flow(value) and len(value):
+    if isinstance(value, (CommentedMap, CommentedSeq)) and not _is_flow(value) and len(value) and not _is_alias(node, key, value):
         _attach_trailing(value, moved)
         return
     _put_rest(node, key, moved, slot)
