@@ -15,7 +15,8 @@ import typer
 
 from . import report
 from .core import harden_text
-from .files import FileOutcome, decode, discover, error_result, loader_check, process_many, unified_diff
+from .files import MAX_BYTES, FileOutcome, decode, discover, error_result, loader_check, unified_diff
+from .project import process_paths
 from .model import CONTROLS, HardenError, Status
 from .passes import BY_ID
 from .profile import builtin_names, load_profile
@@ -61,14 +62,17 @@ def _run(paths: List[str], profile: str, skip, recursive: bool, jobs: int, write
         _fail("- (stdin) cannot be combined with other paths")
     if paths == ["-"]:
         try:
-            text = decode(sys.stdin.buffer.read())
+            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+            if len(data) > MAX_BYTES:
+                raise HardenError(f"input too large (over {MAX_BYTES:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
+            text = decode(data)
         except HardenError as exc:
             return [FileOutcome("-", error_result(exc.message))]
         return [FileOutcome("-", loader_check(harden_text(text, prof, skips), os.getcwd(), use_compose))]
     files = discover(paths, recursive)
     if not files:
         _fail("no Compose files found in " + ", ".join(paths))
-    return process_many(files, prof, skips, write, jobs, use_compose)
+    return process_paths(files, prof, skips, write, jobs, use_compose)
 
 
 def _emit(outcomes: list[FileOutcome], fmt: Format, report_file: Optional[str], verb: str) -> None:

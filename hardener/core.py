@@ -13,7 +13,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from . import data, document, edit, findings, render, safety
-from .model import CONTROLS, Change, Finding, HardenError, Result, Skip, Status
+from .model import CONTROLS, Change, Finding, HardenError, Project, Result, Skip, Status
 from .passes import PASSES
 from .passes.resources import form_of
 from .profile import Profile, resolve
@@ -134,7 +134,21 @@ def _effective(name: Any, model: data.MapNode, depth: int = 0) -> dict[str, Any]
     return _extends_merge(_effective(base, model, depth + 1), resolved)
 
 
-def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str], plan: Plan) -> None:
+def _weakening(name: str, own: dict[str, Any], line: int | None) -> list[Finding]:
+    """An override that loosens what the base file sets."""
+    out = []
+    if own.get("privileged") is True:
+        out.append(Finding("weakened", name, "override sets privileged: true on a service defined in another file", line))
+    if own.get("read_only") is False:
+        out.append(Finding("weakened", name, "override sets read_only: false on a service defined in another file", line))
+    if any(str(c).upper() in ("ALL", "CAP_ALL") for c in own.get("cap_add") or []):
+        out.append(Finding("weakened", name, "override adds cap_add: ALL on a service defined in another file", line))
+    if str(own.get("user", "")).split(":")[0] in ("0", "root"):
+        out.append(Finding("weakened", name, "override runs as root a service defined in another file", line))
+    return out
+
+
+def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str], plan: Plan, project: Project = Project()) -> None:
     """Plan every service against a model that already holds the changes planned for
     the services before it: anchored services pass them on to `<<:` users, and a service
     that `extends` another sees what its base will hold."""
@@ -149,12 +163,19 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
     for name in _file_order(services, model):
         view = _view(doc, services, name, model, file_form)
         plan.services += 1
-        if not any(k in view.data for k in ("image", "build", "extends")):
+        base = _external_base(view, project)
+        if base is not None:
+            if view.name in project.merged:
+                plan.findings += _weakening(view.name, dict(view.data), view.line)
+            merged = _extends_merge(base, dict(view.data))
+            view = replace(view, data=merged, extended=frozenset(merged) - frozenset(view.data))
+        elif not any(k in view.data for k in ("image", "build", "extends")):
             reason = "no image, build or extends: a fragment of a service defined in another file; harden that file"
             plan.skips += [Skip(c, view.name, reason, view.line, doc.index) for c in CONTROLS]
             continue
-        if local_base(view.data) is not None:
-            view = replace(view, data=_effective(name, model), extended=frozenset(view.data) ^ frozenset(_effective(name, model)))
+        elif local_base(view.data) is not None:
+            effective = _effective(name, model)
+            view = replace(view, data=effective, extended=frozenset(effective) - frozenset(view.data))
         settings = resolve(profile, view.name, view.data, skip)
         if settings.image:
             plan.matches.append((view.name, settings.image))
@@ -169,30 +190,57 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
                 data.apply(root, change)
 
 
-def plan_text(documents: list[document.Document], profile: Profile, skip: frozenset[str] = frozenset()) -> Plan:
+def _external_base(view: ServiceView, project: Project) -> dict[str, Any] | None:
+    """Data this service gets from another file: an earlier file of the project, or an
+    `extends: {file: ...}` target."""
+    if view.name in project.merged:
+        return dict(project.merged[view.name])
+    ext = view.data.get("extends")
+    if isinstance(ext, dict) and isinstance(ext.get("file"), str):
+        target = project.extends.get((ext["file"], str(ext.get("service", view.name))))
+        return dict(target) if isinstance(target, dict) else None
+    return None
+
+
+def plan_text(documents: list[document.Document], profile: Profile, skip: frozenset[str] = frozenset(), project: Project = Project()) -> Plan:
     plan = Plan()
     for doc in documents:
-        plan_document(doc, profile, skip, plan)
+        plan_document(doc, profile, skip, plan, project)
     return plan
 
 
-def harden_text(text: str, profile: Profile, skip: frozenset[str] = frozenset()) -> Result:
-    """Harden one Compose text. Never raises for bad input: see `Result.status`."""
+def planned_services(plan: Plan) -> dict[str, Any]:
+    """Every service of the file as it will be once hardened (later documents win)."""
+    out: dict[str, Any] = {}
+    for root in plan.models.values():
+        section = data.services(root)
+        if section is not None:
+            resolved = data.resolve(section)
+            for name, value in resolved.items():
+                out[name] = _extends_merge(out.get(name, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def harden_text(text: str, profile: Profile, skip: frozenset[str] = frozenset(), project: Project = Project()) -> Result:
+    """Harden one Compose text. Never raises for bad input: see `Result.status`.
+
+    `project` carries what other files of the same Compose project contribute, so that a
+    change is made once for the merged project (see `files.process_project`)."""
     try:
-        return _harden(text, profile, skip)
+        return _harden(text, profile, skip, project)
     except HardenError as exc:
         return Result(Status.ERROR, text, text, message=exc.message + (f" (line {exc.line})" if exc.line else ""))
     except RecursionError:
         return Result(Status.ERROR, text, text, message="nesting too deep to be a Compose file")
 
 
-def _harden(text: str, profile: Profile, skip: frozenset[str]) -> Result:
+def _harden(text: str, profile: Profile, skip: frozenset[str], project: Project) -> Result:
     if not text.strip():
         raise HardenError("empty file; not a Compose file")
     facts, documents = document.parse(text)
     if all(doc.tree is None for doc in documents):
         raise HardenError("only comments, no YAML content; not a Compose file")
-    plan = plan_text(documents, profile, skip)
+    plan = plan_text(documents, profile, skip, project)
     if plan.compose_documents == 0:
         if any(_looks_v1(doc.tree) for doc in documents):
             return Result(Status.SKIPPED, text, text, message="Compose v1 format (no services: key); convert it to the Compose specification first")
@@ -212,7 +260,7 @@ def _harden(text: str, profile: Profile, skip: frozenset[str]) -> Result:
         pieces.append(render.patch(doc.text, r0, r1))
     output = document.join_facts(facts, "".join(pieces))
     if plan.changes:
-        safety.check(before, intended, output, lambda docs: plan_text(docs, profile, skip).changes)
+        safety.check(before, intended, output, lambda docs: plan_text(docs, profile, skip, project).changes)
     return Result(
         Status.CHANGED if output != text else Status.UNCHANGED,
         text,
@@ -222,4 +270,5 @@ def _harden(text: str, profile: Profile, skip: frozenset[str]) -> Result:
         tuple(plan.findings),
         tuple(plan.matches),
         services=plan.services,
+        planned=planned_services(plan),
     )

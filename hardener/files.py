@@ -2,8 +2,15 @@
 
 Each file ends as changed / unchanged / skipped / error; one bad file never stops the
 rest. Writes are atomic (temp file in the same directory, fsync, `os.replace`, mode
-kept), refused when the file changed since it was read, and leave no temp file behind.
-A symlink is followed: the file it points to is rewritten and the link stays a link.
+kept, owner kept where permitted), refused when the file changed since it was read, and
+leave no temp file behind. A symlink is followed: the file it points to is rewritten and
+the link stays a link.
+
+Only a SIGKILL or power loss between creating the temp file and the rename can leave one
+behind: `.harden-XXXXXXXX.tmp` next to the Compose file. It never matches a discovery
+pattern, so a rerun never reads it, and it is never removed automatically (harden writes
+only the Compose files it was given); delete it by hand. The Compose file itself then
+holds either its old bytes or its complete new bytes, never a mix.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from .model import HardenError, Result, Status
 from .profile import Profile
 
 MAX_BYTES = 10 * 1024 * 1024
-PATTERNS = ("compose.yaml", "compose.yml", "docker-compose*.yaml", "docker-compose*.yml", "*.compose.yaml", "*.compose.yml")
+PATTERNS = ("compose.yaml", "compose.yml", "compose.*.yaml", "compose.*.yml", "docker-compose*.yaml", "docker-compose*.yml", "*.compose.yaml", "*.compose.yml")
 
 
 @dataclass(frozen=True)
@@ -43,11 +50,19 @@ def discover(paths: list[str], recursive: bool = False) -> list[str]:
         found: set[Path] = set()
         for pattern in PATTERNS:
             found.update(path.rglob(pattern) if recursive else path.glob(pattern))
-        out += sorted(str(p) for p in found if p.is_file() and ".git" not in p.parts)
+        files = sorted(str(p) for p in found if p.is_file() and ".git" not in p.parts)
+        # A directory with nothing in it stays in the list: `process` reports it as an error.
+        out += files or [raw]
     return out
 
 
+_UTF16_32 = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
+
+
 def decode(data: bytes) -> str:
+    for bom, name in _UTF16_32.items():
+        if data.startswith(bom):
+            raise HardenError(f"{name} text; only UTF-8 is accepted, convert the file to UTF-8")
     if b"\x00" in data[:8192]:
         raise HardenError("binary content (NUL byte); not a Compose file")
     try:
@@ -57,44 +72,72 @@ def decode(data: bytes) -> str:
 
 
 def read_bytes(path: str) -> bytes:
-    target = Path(path)
-    if not target.exists():
-        raise HardenError("no such file" + (" (broken symlink)" if target.is_symlink() else ""))
-    if target.is_dir():
-        raise HardenError("is a directory with no Compose files in it")
-    if not target.is_file():
-        raise HardenError("not a regular file")
-    size = target.stat().st_size
-    if size > MAX_BYTES:
-        raise HardenError(f"file too large ({size:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
     try:
-        return target.read_bytes()
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise HardenError("no such file" + (" (broken symlink)" if os.path.islink(path) else "")) from None
+    except PermissionError:
+        raise HardenError("permission denied (cannot reach the file)") from None
+    except OSError as exc:
+        raise HardenError(f"cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise HardenError("is a directory with no Compose files in it")
+    if not stat.S_ISREG(info.st_mode):
+        raise HardenError("not a regular file")
+    if info.st_size > MAX_BYTES:
+        raise HardenError(f"file too large ({info.st_size:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)  # the file may have grown since the stat
     except PermissionError:
         raise HardenError("permission denied (cannot read)") from None
     except OSError as exc:
-        raise HardenError(f"cannot read: {exc.strerror}") from None
+        raise HardenError(f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:
+        raise HardenError(f"file too large (over {MAX_BYTES:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
+    return data
+
+
+def _unchanged(target: str, expect: bytes) -> None:
+    try:
+        with open(target, "rb") as current:
+            same = current.read(len(expect) + 1) == expect
+    except FileNotFoundError:
+        raise HardenError("file removed since it was read; not written") from None
+    if not same:
+        raise HardenError("file changed on disk since it was read; not overwritten")
 
 
 def atomic_write(path: str, data: bytes, expect: bytes) -> None:
-    """Replace `path` with `data` unless its bytes are no longer `expect`."""
+    """Replace `path` with `data` unless its bytes are no longer `expect`.
+
+    The comparison is repeated just before the rename, so the window in which another
+    writer's change could be lost is as short as the rename itself."""
     target = os.path.realpath(path)
     directory = os.path.dirname(target) or "."
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-        with open(target, "rb") as current:
-            if current.read() != expect:
-                raise HardenError("file changed on disk since it was read; not overwritten")
+        info = os.stat(target)
+        _unchanged(target, expect)
         if not os.access(target, os.W_OK):
             raise HardenError("permission denied (cannot write)")
         fd, temp = tempfile.mkstemp(prefix=".harden-", suffix=".tmp", dir=directory)
+    except FileNotFoundError:
+        raise HardenError("file removed since it was read; not written") from None
     except PermissionError:
         raise HardenError("permission denied (cannot write in its directory)") from None
+    except OSError as exc:
+        raise HardenError(f"cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, mode)
+        os.chmod(temp, stat.S_IMODE(info.st_mode))
+        try:
+            os.chown(temp, info.st_uid, info.st_gid)  # keep the owner (possible as root, or the same user)
+        except PermissionError:
+            pass
+        _unchanged(target, expect)
         os.replace(temp, target)
     except BaseException as exc:
         try:
@@ -104,11 +147,14 @@ def atomic_write(path: str, data: bytes, expect: bytes) -> None:
         if isinstance(exc, OSError):
             raise HardenError(f"write failed, file left untouched: {exc.strerror or exc}") from None
         raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    try:  # make the rename durable; the file is already replaced, so this is best effort
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
 
 
 def error_result(message: str, text: str = "") -> Result:
@@ -132,7 +178,10 @@ def process(path: str, profile: Profile, skip: frozenset[str], write: bool, use_
         text = decode(data)
     except HardenError as exc:
         return FileOutcome(path, error_result(exc.message))
-    result = harden_text(text, profile, skip)
+    try:
+        result = harden_text(text, profile, skip)
+    except Exception as exc:  # the core must not raise; if it does, this file fails, not the batch
+        return FileOutcome(path, error_result(f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); file left untouched", text))
     result = loader_check(result, os.path.dirname(os.path.abspath(path)), use_compose)
     if not write or result.status is not Status.CHANGED:
         return FileOutcome(path, result)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Mapping
 
 CONTROLS: tuple[str, ...] = ("user", "read_only", "capabilities", "no_new_privileges", "resources")
 FINDINGS: tuple[str, ...] = ("privileged", "host_namespace", "docker_socket", "unconfined", "dangerous_cap", "weakened")
@@ -88,7 +88,20 @@ class Result:
     matches: tuple[tuple[str, str], ...] = ()  # (service, image entry id)
     message: str = ""
     services: int = 0
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    planned: Mapping[str, Any] = field(default_factory=dict)  # service -> data once hardened
+
+
+@dataclass(frozen=True)
+class Project:
+    """What the other files of a Compose project contribute to one file's services.
+
+    `merged`: services defined in the files Compose merges before this one (base before
+    override), as they will be once hardened. `extends`: (file as written, service) ->
+    data of a service in another file that a service here `extends`.
+    """
+
+    merged: Mapping[str, Any] = field(default_factory=dict)
+    extends: Mapping[tuple[str, str], Any] = field(default_factory=dict)
 
 
 class HardenError(Exception):

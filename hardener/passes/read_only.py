@@ -107,6 +107,11 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
     wanted += list(settings.tmpfs_extra)
     if isinstance(service.data.get("tmpfs"), str) and is_variable(service.data["tmpfs"]):
         wanted = []
+    for entry in as_list(service.data.get("tmpfs")):
+        options = str(entry).split(":", 1)[1].split(",") if ":" in str(entry) else []
+        if options and not {"noexec", "nosuid"} <= set(options):
+            reason = f"existing tmpfs {entry} lacks noexec/nosuid; kept as written"
+            out.append(Skip(ID, service.name, reason, service.line_of("tmpfs")))
     covered = mounted_targets(service)
     add = []
     for entry in wanted:

