@@ -12,7 +12,8 @@ or nothing at all:
   the original branch is still checked out with a clean tree, exactly as it was. Only
   Compose files tracked by git are hardened (`files.discover(..., recursive=True)`,
   `.git` skipped, filtered to `git ls-files`, symlinks leading out of the repository
-  skipped), with `files.process_many(..., write=True, jobs=1, use_compose=True)`.
+  skipped), with `project.process_paths(..., write=True, jobs=1, use_compose=True)`
+  (base and override files of one directory hardened as one project).
 - If files changed, exactly those files are `git add`ed and committed as
   `harden: harden N Compose files (M changes)` with a body listing the files, the
   per-control counts, the risks that are never fixed automatically, and a
@@ -62,7 +63,8 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from . import __version__
-from .files import discover, process_many
+from .files import discover
+from .project import process_paths
 from .model import Status
 from .profile import Profile
 
@@ -204,7 +206,7 @@ def _compose_files(tree: str) -> tuple[list[str], list[str]]:
 
 def _run_files(tree: str, profile: Profile, skips: frozenset[str], write: bool):
     files, skipped = _compose_files(tree)
-    outcomes = process_many(files, profile, skips, write=write, jobs=1, use_compose=True) if files else []
+    outcomes = process_paths(files, profile, skips, write=write, jobs=1, use_compose=True) if files else []
     errors = [f"{os.path.relpath(o.path, tree)}: {o.result.message}" for o in outcomes if o.result.status is Status.ERROR]
     return outcomes, errors, skipped
 
