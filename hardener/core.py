@@ -260,7 +260,7 @@ def _harden(text: str, profile: Profile, skip: frozenset[str], project: Project)
         pieces.append(render.patch(doc.text, r0, r1))
     output = document.join_facts(facts, "".join(pieces))
     if plan.changes:
-        safety.check(before, intended, output, lambda docs: plan_text(docs, profile, skip, project).changes)
+        safety.check(before, intended, output, lambda: plan_text(documents, profile, skip, project).changes)
     return Result(
         Status.CHANGED if output != text else Status.UNCHANGED,
         text,

@@ -32,16 +32,21 @@ def apply(services: CommentedMap, changes: Iterable[Change]) -> None:
         service = services.get(name)
         if not isinstance(service, CommentedMap):
             raise HardenError(f"service {name!r} is not a mapping")
+        flow = _is_flow(service)
         for change in planned:
             if change.op is Op.SET:
-                _set_path(service, change.path, _scalar(change.path[-1], change.new))
+                _set_path(service, change.path, _scalar(change.path[-1], change.new, flow))
             else:
-                _add_items(service, change.path[0], [_scalar(change.path[0], v) for v in change.new])
+                current = service.get(change.path[0])
+                in_flow = flow or (change.path[0] in own_keys(service) and _is_flow(current))
+                _add_items(service, change.path[0], [_scalar(change.path[0], v, in_flow) for v in change.new])
 
 
-def _scalar(key: str, value: Any) -> Any:
-    # `user: 1000:50` is base-60 in YAML 1.1 readers; always quote it.
-    if key == "user" and isinstance(value, str):
+def _scalar(key: str, value: Any, flow: bool = False) -> Any:
+    # `user: 1000:50` is base-60 in YAML 1.1 readers; always quote it. In a flow
+    # collection, `[no-new-privileges:true]` is valid YAML 1.2 but YAML 1.1 parsers
+    # (PyYAML, libyaml) reject the colon: quote such items there too.
+    if isinstance(value, str) and (key == "user" or (flow and ":" in value)):
         return DoubleQuotedScalarString(value)
     return value
 

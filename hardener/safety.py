@@ -1,6 +1,6 @@
 """The safety net: checks every output before anyone may write it.
 
-1. The output parses.
+1. The output parses, read by a second, independent loader (libyaml's parser).
 2. Its data equals the original's data plus exactly the recorded changes, as computed on
    the plain model (`data.py`) independently of the tree edit and the text patch (deepdiff).
 3. It has no compose-spec schema errors that the original did not have.
@@ -19,16 +19,18 @@ from . import document, schema
 from .model import Change, HardenError
 
 
-def check(before: list[Any], intended: list[Any], output: str, replan: Callable[[list[document.Document]], list[Change]]) -> None:
-    """`before` / `intended`: each document's data before, and as the plan says it must be after."""
+def check(before: list[Any], intended: list[Any], output: str, replan: Callable[[], list[Change]]) -> None:
+    """`before` / `intended`: each document's data before, and as the plan says it must be
+    after. `replan` plans again on the edited documents (which load to the output's data,
+    as checked here first)."""
     try:
-        _, after = document.parse(output)
+        after = [d for d in document.load_data(output) if d is not None]
     except HardenError as exc:
         raise HardenError(f"refused: the output does not parse ({exc.message})") from None
-    if len(before) != len(after):
-        raise HardenError(f"refused: the output has {len(after)} YAML documents, the input {len(before)}")
-    for old_data, want, new in zip(before, intended, after):
-        new_data = document.plain(new.tree) if new.tree is not None else None
+    pairs = [(old, want) for old, want in zip(before, intended) if want is not None]
+    if len(pairs) != len(after):
+        raise HardenError(f"refused: the output has {len(after)} YAML documents, the input {len(pairs)}")
+    for (old_data, want), new_data in zip(pairs, after):
         diff = DeepDiff(want, new_data, verbose_level=0)
         if diff:
             first = next(iter(diff.to_dict().items()))
@@ -38,6 +40,6 @@ def check(before: list[Any], intended: list[Any], output: str, replan: Callable[
             gained = gained - schema.errors(old_data) if gained else gained
             if gained:
                 raise HardenError(f"refused: the output breaks the compose-spec schema ({sorted(gained)[0]})")
-    again = replan(after)
+    again = replan()
     if again:
         raise HardenError(f"refused: not idempotent, a second run would change {again[0].service}: {again[0].describe()}")
