@@ -31,7 +31,7 @@ def check(before: list[Any], intended: list[Any], output: str, replan: Callable[
     if len(pairs) != len(after):
         raise HardenError(f"refused: the output has {len(after)} YAML documents, the input {len(pairs)}")
     for (old_data, want), new_data in zip(pairs, after):
-        diff = DeepDiff(want, new_data, verbose_level=0)
+        diff = None if want == new_data else DeepDiff(want, new_data, verbose_level=0)
         if diff:
             first = next(iter(diff.to_dict().items()))
             raise HardenError(f"refused: the output does not load to the intended data ({first[0]}: {str(first[1])[:160]})")
