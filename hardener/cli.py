@@ -34,7 +34,7 @@ PathsArg = typer.Argument(..., help="Compose files, directories, or - for stdin.
 ProfileOpt = typer.Option("baseline", "--profile", "-p", help="Built-in profile name or a profile YAML file.")
 SkipOpt = typer.Option(None, "--skip", help="Control to leave alone (repeatable): " + ", ".join(CONTROLS))
 RecursiveOpt = typer.Option(False, "--recursive", "-r", help="Search directories recursively.")
-JobsOpt = typer.Option(1, "--jobs", "-j", min=1, help="Worker processes.")
+JobsOpt = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Report format.")
 ReportOpt = typer.Option(None, "--report", help="Also write the report to this file.")
 ComposeOpt = typer.Option(True, "--compose-check/--no-compose-check", help="Also validate with the Docker Compose v2 loader when installed.")
@@ -72,7 +72,7 @@ def _run(paths: List[str], profile: str, skip, recursive: bool, jobs: int, write
     files = discover(paths, recursive)
     if not files:
         _fail("no Compose files found in " + ", ".join(paths))
-    return process_paths(files, prof, skips, write, jobs, use_compose)
+    return process_paths(files, prof, skips, write, jobs or os.cpu_count() or 1, use_compose)
 
 
 def _emit(outcomes: list[FileOutcome], fmt: Format, report_file: Optional[str], verb: str) -> None:
@@ -216,7 +216,7 @@ def bulk(
     from .bulk import run_bulk
 
     prof, skips = _setup(profile, skip)
-    raise typer.Exit(run_bulk(repos, prof, skips, branch, jobs, state, report_file))
+    raise typer.Exit(run_bulk(repos, prof, skips, branch, jobs or os.cpu_count() or 1, state, report_file))
 
 
 def main() -> None:

@@ -85,7 +85,7 @@ def check(original: str, output: str, project_dir: str) -> str | None:
     """None when the output is as valid as the original for Compose; else the reason."""
     if compose_binary() is None:
         return None
-    if not config(original, project_dir).ok:
-        return None  # the original does not load on its own (missing env file, ...)
     after = config(output, project_dir)
-    return None if after.ok else f"refused: Docker Compose rejects the output: {after.error}"
+    if after.ok or not config(original, project_dir).ok:
+        return None  # valid, or the original does not load on its own either (missing env file, ...)
+    return f"refused: Docker Compose rejects the output: {after.error}"
