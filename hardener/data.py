@@ -88,6 +88,8 @@ def apply(root: MapNode, change: Change) -> None:
             current = service.own[key]
             if isinstance(current, list):
                 current.extend(change.new)  # shared with every alias of this list
+            elif current is None:
+                service.own[key] = list(change.new)
             else:
                 service.own[key] = [current, *change.new]
             return

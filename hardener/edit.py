@@ -75,6 +75,9 @@ def _set_path(node: CommentedMap, path: tuple[str, ...], value: Any) -> None:
 def _add_items(service: CommentedMap, key: str, items: list[Any]) -> None:
     if key in own_keys(service):
         current = service[key]
+        if current is None:  # `cap_drop:` with no value
+            service[key] = CommentedSeq(items)
+            return
         if isinstance(current, CommentedSeq):
             append_items(current, items)
             return

@@ -256,8 +256,12 @@ def resolve(profile: Profile, name: str, service: Mapping[str, Any], cli_skip: f
     if block:
         for control in block.get("skip", []):
             skip[control] = "skipped by x-harden in the file"
-        if "user" in block:
+        if "user" in block:  # an explicit user in the file overrides an image skip
             user, sources["user"] = str(block["user"]), "x-harden"
+            if skip.pop("user", None) is not None and entry is not None and entry.cap_add:
+                # The image's capabilities were for its root mode, which the file opted out of.
+                cap_add = profile.cap_add
+                sources["capabilities.add"] = "x-harden (non-root instead of the image's root mode)"
         if block.get("tmpfs"):
             extra, sources["tmpfs.paths"] = tuple(block["tmpfs"]), "x-harden"
         if block.get("cap_add"):

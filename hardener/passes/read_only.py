@@ -100,11 +100,11 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
             Change(ID, service.name, ("read_only",), Op.SET, True, "root filesystem read-only",
                    caveat="writes outside volumes and tmpfs fail", line=service.line)
         )
-    wanted: list[str] = []
+    # x-harden entries first: for a path in both, the file's own entry wins.
+    wanted: list[str] = list(settings.tmpfs_extra)
     user = service.data.get("user")
     if setting_now:
         wanted += [tmpfs_entry(spec, user, settings.tmpfs_size) for spec in settings.tmpfs]
-    wanted += list(settings.tmpfs_extra)
     if isinstance(service.data.get("tmpfs"), str) and is_variable(service.data["tmpfs"]):
         wanted = []
     for entry in as_list(service.data.get("tmpfs")):
