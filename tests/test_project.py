@@ -105,3 +105,45 @@ def test_extends_from_another_file(tmp_path: Path):
     assert "security_opt" not in (tmp_path / "compose.yaml").read_text()
     svc = merged_config(tmp_path, "compose.yaml")["services"]["app"]
     assert svc["security_opt"] == ["no-new-privileges:true"] and svc["read_only"] is True
+
+
+REAL_PAIRS = [  # (repo, directory, base, override) from ../shared/corpus/manifest.tsv
+    ("fastapi/full-stack-fastapi-template", "", "compose.yml", "compose.override.yml"),
+    ("netbox-community/netbox-docker", "", "docker-compose.yml", "docker-compose.test.yml"),
+    ("stefanprodan/dockprom", "", "docker-compose.yml", "docker-compose.exporters.yml"),
+    ("containers/podman-compose", "tests/integration/merge/reset_and_override_tags/reset_tag_attribute/", "docker-compose.yaml", "docker-compose.reset_attribute.yaml"),
+    ("zavoloklom/docker-compose-linter", "tests/mocks/", "docker-compose.yml", "compose.local.yaml"),
+]
+
+
+def _corpus_file(repo: str, path: str) -> Path | None:
+    import csv
+
+    import corpus_gate
+
+    manifest = corpus_gate.CORPUS / "manifest.tsv"
+    if not manifest.exists():
+        return None
+    with manifest.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle, delimiter="\t"):
+            if row["repo"] == repo and row["path"] == path:
+                return corpus_gate.CORPUS / "files" / row["filename"]
+    return None
+
+
+@needs_compose
+@pytest.mark.parametrize("repo,directory,base,override", REAL_PAIRS, ids=lambda v: v if isinstance(v, str) and v.endswith(("yml", "yaml")) else None)
+def test_real_base_override_pairs(tmp_path: Path, repo, directory, base, override):
+    sources = [_corpus_file(repo, directory + name) for name in (base, override)]
+    if None in sources:
+        pytest.skip(f"corpus not found beside the project (../shared/corpus) or {repo} not in it")
+    for source, name in zip(sources, (base, override)):
+        (tmp_path / name).write_bytes(source.read_bytes())
+    merge = [oracle.compose_binary(), "-f", base, "-f", override, "--profile", "*", "config", "-q"]
+    before = subprocess.run(merge, capture_output=True, text=True, cwd=tmp_path)
+    result = runner.invoke(app, ["fix", "--jobs", "1", str(tmp_path / base), str(tmp_path / override)])
+    assert result.exit_code in (0, 2), result.output
+    after = subprocess.run(merge, capture_output=True, text=True, cwd=tmp_path)
+    if before.returncode == 0:
+        assert after.returncode == 0, after.stderr
+        assert "hardened" in result.stderr and result.exit_code == 0
