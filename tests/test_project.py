@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -140,10 +141,31 @@ def test_real_base_override_pairs(tmp_path: Path, repo, directory, base, overrid
     for source, name in zip(sources, (base, override)):
         (tmp_path / name).write_bytes(source.read_bytes())
     merge = [oracle.compose_binary(), "-f", base, "-f", override, "--profile", "*", "config", "-q"]
-    before = subprocess.run(merge, capture_output=True, text=True, cwd=tmp_path)
-    result = runner.invoke(app, ["fix", "--jobs", "1", str(tmp_path / base), str(tmp_path / override)])
-    assert result.exit_code in (0, 2), result.output
-    after = subprocess.run(merge, capture_output=True, text=True, cwd=tmp_path)
-    if before.returncode == 0:
-        assert after.returncode == 0, after.stderr
-        assert "hardened" in result.stderr and result.exit_code == 0
+    env = _make_loadable(merge, tmp_path)
+    result = runner.invoke(app, ["fix", "--jobs", "1", str(tmp_path / base), str(tmp_path / override)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "2 hardened" in result.stderr or "1 hardened" in result.stderr
+    after = subprocess.run(merge, capture_output=True, text=True, cwd=tmp_path, env={**os.environ, **env})
+    assert after.returncode == 0, after.stderr
+
+
+def _make_loadable(command: list[str], directory: Path) -> dict[str, str]:
+    """Give a real project what it needs to load here: its env files (empty) and its
+    required variables (a placeholder), as found in Compose's own errors."""
+    import re
+
+    env: dict[str, str] = {}
+    for _ in range(20):
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=directory, env={**os.environ, **env})
+        if proc.returncode == 0:
+            return env
+        missing_file = re.search(r"stat (\S+): no such file or directory", proc.stderr)
+        missing_var = re.search(r"required variable (\w+) is missing", proc.stderr)
+        if missing_file:
+            Path(missing_file.group(1)).parent.mkdir(parents=True, exist_ok=True)
+            Path(missing_file.group(1)).touch()
+        elif missing_var:
+            env[missing_var.group(1)] = "placeholder"
+        else:
+            pytest.skip(f"the original project does not load here: {proc.stderr.strip().splitlines()[-1]}")
+    pytest.skip("the original project needs too much to load here")
