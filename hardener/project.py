@@ -8,7 +8,9 @@ order: base first, then each override planned against what the files before it w
 hold once hardened; an override adds only what is still missing, and one that loosens the
 base (privileged, read_only: false, cap_add ALL, root) is reported. The merged result is
 checked with the real loader (`docker-compose -f base -f override config`) before anything
-is written. Files named `*.compose.yaml` are separate stacks, hardened on their own.
+is written. A file given without the files Compose merges with it (an override without
+its base, a base without its `*.override.*`) is planned and checked with them as they are
+on disk. Files named `*.compose.yaml` are separate stacks, hardened on their own.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from . import document, oracle
 from .core import _extends_merge, harden_text
 from .files import FileOutcome, atomic_write, decode, read_bytes, error_result, loader_check
-from .model import HardenError, Project, Result, Status
+from .model import CONTROLS, HardenError, Project, Result, Status
 from .profile import Profile
 
 BASES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
@@ -74,11 +76,29 @@ def _extends_targets(text: str, directory: str, profile: Profile, skip: frozense
     return targets
 
 
+def _context(paths: list[str]) -> tuple[list[str], set[str]]:
+    """The project in merge order, with the files Compose merges that were not given:
+    the base of an override given alone, the `*.override.*` file beside a base given
+    alone. Those are read as they are on disk, never changed or reported."""
+    directory = os.path.dirname(os.path.abspath(paths[0]))
+    names = [os.path.basename(p) for p in paths]
+    on_disk = lambda candidates: [os.path.join(directory, c) for c in candidates if os.path.isfile(os.path.join(directory, c))]  # noqa: E731
+    before: list[str] = []
+    after: list[str] = []
+    if names[0] not in BASES and _OVERLAY.match(names[0]):
+        before = on_disk(BASES)[:1]
+    elif names[0] in BASES:
+        override = "docker-compose.override" if names[0].startswith("docker-") else "compose.override"
+        after = [p for p in on_disk((f"{override}.yaml", f"{override}.yml")) if os.path.basename(p) not in names]
+    return [*before, *paths, *after], set(before + after)
+
+
 def process_project(paths: list[str], profile: Profile, skip: frozenset[str], write: bool, use_compose: bool = True) -> list[FileOutcome]:
     """Harden the files of one project in merge order; write only if the whole project passes."""
+    members, context = _context(paths)
     merged: dict[str, Any] = {}
     outcomes: list[tuple[str, bytes | None, Result]] = []
-    for path in paths:
+    for path in members:
         try:
             data = read_bytes(path)
             text = decode(data)
@@ -86,18 +106,22 @@ def process_project(paths: list[str], profile: Profile, skip: frozenset[str], wr
             outcomes.append((path, None, error_result(exc.message)))
             continue
         directory = os.path.dirname(os.path.abspath(path))
-        context = Project(dict(merged), _extends_targets(text, directory, profile, skip))
-        result = loader_check(harden_text(text, profile, skip, context), directory, use_compose)
+        project = Project(dict(merged), _extends_targets(text, directory, profile, skip))
+        as_is = skip | set(CONTROLS) if path in context else skip
+        result = harden_text(text, profile, frozenset(as_is), project)
+        result = loader_check(result, directory, use_compose) if path not in context else result
         for name, value in result.planned.items():
             merged[name] = _extends_merge(merged[name], value) if isinstance(merged.get(name), dict) and isinstance(value, dict) else value
         outcomes.append((path, data, result))
-    if use_compose and len(paths) > 1 and any(r.status is Status.CHANGED for _, _, r in outcomes):
+    if use_compose and len(members) > 1 and any(r.status is Status.CHANGED for _, _, r in outcomes):
         reason = _merged_check(outcomes)
         if reason:
             outcomes = [(p, d, Result(Status.ERROR, r.original, r.original, r.changes, message=reason) if r.status is Status.CHANGED else r)
                         for p, d, r in outcomes]
     done = []
     for path, data, result in outcomes:
+        if path in context:
+            continue
         if not write or result.status is not Status.CHANGED or data is None:
             done.append(FileOutcome(path, result))
             continue

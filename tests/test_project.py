@@ -79,8 +79,12 @@ def test_one_at_a_time_would_break_the_merge(tmp_path: Path):
     """What peers do: each file hardened alone duplicates list entries Compose rejects."""
     (tmp_path / "compose.yaml").write_text(BASE)
     (tmp_path / "compose.override.yaml").write_text(OVERRIDE)
-    for name in ("compose.yaml", "compose.override.yaml"):
-        runner.invoke(app, ["fix", "--no-compose-check", str(tmp_path / name)])
+    from hardener.core import harden_text
+    from hardener.profile import load_profile
+
+    for name in ("compose.yaml", "compose.override.yaml"):  # each text alone, no project
+        path = tmp_path / name
+        path.write_text(harden_text(path.read_text(), load_profile()).text)
     proc = subprocess.run([oracle.compose_binary(), "-f", "compose.yaml", "-f", "compose.override.yaml", "config", "-q"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode != 0 and "are equal" in proc.stderr
@@ -169,3 +173,25 @@ def _make_loadable(command: list[str], directory: Path) -> dict[str, str]:
         else:
             pytest.skip(f"the original project does not load here: {proc.stderr.strip().splitlines()[-1]}")
     pytest.skip("the original project needs too much to load here")
+
+
+@needs_compose
+def test_override_alone_is_planned_against_its_base(tmp_path: Path):
+    (tmp_path / "compose.yaml").write_text(BASE)
+    (tmp_path / "compose.override.yaml").write_text(OVERRIDE)
+    runner.invoke(app, ["fix", str(tmp_path / "compose.yaml")])
+    result = runner.invoke(app, ["fix", str(tmp_path / "compose.override.yaml")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "compose.override.yaml").read_text() == OVERRIDE
+    merged_config(tmp_path, "compose.yaml", "compose.override.yaml")
+
+
+@needs_compose
+def test_base_alone_refused_when_its_override_would_clash(tmp_path: Path):
+    (tmp_path / "compose.yaml").write_text(BASE)
+    clash = OVERRIDE.replace('      DEBUG: "1"', '      DEBUG: "1"\n    security_opt:\n      - no-new-privileges:true')
+    (tmp_path / "compose.override.yaml").write_text(clash)
+    result = runner.invoke(app, ["fix", str(tmp_path / "compose.yaml")])
+    assert result.exit_code == 2
+    assert "merged project compose.yaml + compose.override.yaml" in result.stderr
+    assert (tmp_path / "compose.yaml").read_text() == BASE
