@@ -155,7 +155,7 @@ def _run_group(args: tuple[list[str], Profile, frozenset[str], bool, bool]) -> l
 def process_paths(paths: list[str], profile: Profile, skip: frozenset[str], write: bool, jobs: int = 1, use_compose: bool = True) -> list[FileOutcome]:
     """Every path, grouped into projects; one bad file never stops the others."""
     work = [(g, profile, skip, write, use_compose) for g in group(paths)]
-    if jobs <= 1 or len(work) < 2:
+    if jobs <= 1 or len(work) < 8:  # a pool costs more than it saves on a few files
         results = [_run_group(w) for w in work]
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
