@@ -93,7 +93,8 @@ def apply(root: MapNode, change: Change) -> None:
             else:
                 service.own[key] = [current, *change.new]
             return
-        inherited = resolve(service.lookup(key)[1]) or []
+        inherited = resolve(service.lookup(key)[1])
+        inherited = [inherited] if isinstance(inherited, str) else list(inherited or [])
         service.own[key] = [*inherited, *change.new]
         return
     node = service

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -30,6 +31,7 @@ _DOC_START = re.compile(r"^---(?:[ \t]|$)")
 _DOC_END = re.compile(r"^\.\.\.[ \t]*$")
 _TRAILING_TABS = re.compile(r"[ \t]+$")
 _TAB_BEFORE_COMMENT = re.compile(r"\t+(?=[ \t]*#)")
+_KEY_DECORATION = re.compile(r"(?:\s+[&!][^\s#]+)?(?:\s+#.*)?$")
 _BLOCK_INDENT = re.compile(r"[ ]*(?:-[ ]+)*")  # leading blanks and compact "- - -" entries
 
 
@@ -38,8 +40,10 @@ class TextFacts:
     """How the file is written at the byte level; restored on output."""
 
     bom: bool
-    newline: str  # "\n" or "\r\n"
+    newline: str  # "\n", "\r\n", or "\r" (a file with CR line ends only)
     final_newline: bool
+    # A CRLF file with some LF-only lines: its LF lines, and the indices of the LF-only ones.
+    mixed: tuple[tuple[str, ...], frozenset[int]] | None = None
 
 
 @dataclass
@@ -58,22 +62,42 @@ def split_facts(text: str) -> tuple[TextFacts, str]:
     bom = text.startswith(BOM)
     if bom:
         text = text[1:]
-    newline = "\r\n" if "\r\n" in text else "\n"
+    newline = "\r\n" if "\r\n" in text else "\r" if "\r" in text and "\n" not in text else "\n"
+    mixed = None
+    if newline == "\r":
+        text = text.replace("\r", "\n")
     if newline == "\r\n":
+        pieces = text.split("\n")
+        lf_only = frozenset(i for i, piece in enumerate(pieces[:-1]) if not piece.endswith("\r"))
         text = text.replace("\r\n", "\n")
+        if lf_only:
+            mixed = (tuple(text.split("\n")), lf_only)
     final_newline = text.endswith("\n") or text == ""
     if not final_newline:
         text += "\n"
-    return TextFacts(bom, newline, final_newline), text
+    return TextFacts(bom, newline, final_newline, mixed), text
 
 
 def join_facts(facts: TextFacts, text: str) -> str:
     """Inverse of `split_facts`."""
     if not facts.final_newline and text.endswith("\n"):
         text = text[:-1]
-    if facts.newline != "\n":
+    if facts.mixed is not None:
+        text = _restore_mixed(facts.mixed, text)
+    elif facts.newline != "\n":
         text = text.replace("\n", facts.newline)
     return (BOM if facts.bom else "") + text
+
+
+def _restore_mixed(mixed: tuple[tuple[str, ...], frozenset[int]], text: str) -> str:
+    """CRLF everywhere, except on the lines that were LF-only in the original (found by
+    matching unchanged lines); inserted lines take CRLF."""
+    original, lf_only = mixed
+    lines = text.split("\n")
+    keep_lf = set()
+    for a, b, size in SequenceMatcher(None, original, lines, autojunk=False).get_matching_blocks():
+        keep_lf.update(b + k for k in range(size) if a + k in lf_only)
+    return "".join(line + ("\n" if j in keep_lf else "\r\n") for j, line in enumerate(lines[:-1])) + lines[-1]
 
 
 def split_documents(text: str) -> list[tuple[int, str]]:
@@ -138,7 +162,8 @@ def detect_indent(text: str) -> tuple[int, int, int]:
                 mapping, found_map = col - pcol, True
         if found_map and found_seq:
             break
-        prev_key = (col, stripped) if stripped.endswith(":") and not stripped.startswith("- ") else None
+        bare = _KEY_DECORATION.sub("", stripped)  # `key:  # comment`, `key: &anchor` open a block too
+        prev_key = (col, stripped) if bare.endswith(":") and not stripped.startswith("- ") else None
     mapping = max(1, min(mapping, 8))
     offset = mapping if offset < 0 else min(offset, 8)  # no list in the file: indented dashes
     return mapping, max(mapping, offset + 2), offset
@@ -178,8 +203,11 @@ def load_tree(chunk: str, indent: tuple[int, int, int], first_line: int = 0) -> 
         raise HardenError("nesting too deep to be a Compose file") from None
     except TypeError:  # ruamel cannot hash a mapping or list used as a key
         raise HardenError("complex (non-scalar) mapping key; Compose does not accept it") from None
+    except Exception as exc:  # the loader failing in its own way, e.g. an anchor merged into itself
+        detail = " ".join(str(exc).split())[:120]
+        raise HardenError(f"invalid YAML: the YAML loader cannot read it ({type(exc).__name__}: {detail})") from None
     if tree is not None:
-        check_expansion(tree)
+        check_expansion(tree, first_line)
     return tree
 
 
@@ -197,8 +225,21 @@ def _check_depth(chunk: str, first_line: int) -> None:
             raise HardenError("nesting too deep to be a Compose file", first_line + number + 1, 1)
 
 
-def check_expansion(tree: Any) -> None:
-    """Count the nodes the tree would have with every alias expanded, without expanding."""
+def _key_kind(key: Any) -> str:
+    if key is None:
+        return "null"
+    if isinstance(key, bool) or type(key).__name__ == "ScalarBoolean":
+        return "boolean"
+    if isinstance(key, (int, float)):
+        return "number"
+    if hasattr(key, "isoformat"):
+        return "date"
+    return type(key).__name__
+
+
+def check_expansion(tree: Any, first_line: int = 0) -> None:
+    """Count the nodes the tree would have with every alias expanded, without expanding;
+    refuse mapping keys Compose does not accept (it takes only strings)."""
     sizes: dict[int, int] = {}
     written = 0  # nodes as written: each anchored collection counted once
 
@@ -211,8 +252,14 @@ def check_expansion(tree: Any) -> None:
             return sizes[key]
         written += 1
         if isinstance(node, dict):
-            if any(isinstance(k, (dict, list)) for k in node):
-                raise HardenError("complex (non-scalar) mapping key; Compose does not accept it")
+            for k in node:
+                if isinstance(k, (dict, list, tuple)):
+                    raise HardenError("complex (non-scalar) mapping key; Compose does not accept it")
+                if not isinstance(k, str):
+                    where = _key_position(node, k)
+                    shown = "null" if k is None else str(k).lower() if _key_kind(k) == "boolean" else str(k)
+                    raise HardenError(f"non-string mapping key {shown} ({_key_kind(k)}); Compose does not accept it, quote it",
+                                      where[0] + 1 + first_line if where else None, where[1] + 1 if where else None)
             total = 1 + sum(size(v, depth + 1) for v in node.values())
         elif isinstance(node, list):
             total = 1 + sum(size(v, depth + 1) for v in node)
@@ -224,6 +271,14 @@ def check_expansion(tree: Any) -> None:
     added = size(tree, 0) - written
     if added > MAX_ALIAS_NODES:
         raise HardenError(f"aliases would add {added:,} nodes when expanded (alias bomb; limit {MAX_ALIAS_NODES:,}); refused")
+
+
+def _key_position(mapping: Any, key: Any) -> tuple[int, int] | None:
+    try:
+        line, col = mapping.lc.key(key)
+        return line, col
+    except (AttributeError, KeyError, TypeError):
+        return None
 
 
 def scalar(value: Any) -> Any:

@@ -88,7 +88,8 @@ def _add_items(service: CommentedMap, key: str, items: list[Any]) -> None:
             return
         raise HardenError(f"cannot add to {key!r}: it is neither a list nor a string")
     inherited = service.get(key)
-    seq = CommentedSeq([*(inherited or []), *items])
+    inherited = [inherited] if isinstance(inherited, str) else list(inherited or [])
+    seq = CommentedSeq([*inherited, *items])
     append_key(service, key, seq)
 
 
@@ -184,7 +185,10 @@ def _detach_trailing(node: Any, column: int | None = None) -> str | None:
     token = entry[slot]
     text = token.value
     if isinstance(value, (LiteralScalarString, FoldedScalarString)):
-        head, rest = "", text
+        # After a block scalar the token holds whole lines; its first line's indentation
+        # is the token's column, not part of the text.
+        column_of_first = getattr(token, "column", None) or 0
+        head, rest = "", (" " * column_of_first + text if text.startswith("#") else text)
     elif "\n" in text:
         cut = text.index("\n") + 1
         head, rest = text[:cut], text[cut:]
@@ -192,7 +196,9 @@ def _detach_trailing(node: Any, column: int | None = None) -> str | None:
         return None
     lines = rest.splitlines(keepends=True)
     keep = 0
-    while keep < len(lines):
+    # After a block scalar ruamel emits what stays on its token dedented, after every
+    # key: move it all, so comments keep their indentation (below the new keys).
+    while keep < len(lines) and not isinstance(value, (LiteralScalarString, FoldedScalarString)):
         stripped = lines[keep].lstrip(" ")
         if not stripped.startswith("#") or len(lines[keep]) - len(stripped) < column:
             break

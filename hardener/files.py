@@ -44,13 +44,13 @@ def discover(paths: list[str], recursive: bool = False) -> list[str]:
     out: list[str] = []
     for raw in paths:
         path = Path(raw)
-        if raw == "-" or not path.is_dir():
+        if raw == "-" or not os.path.isdir(raw):  # False, not an exception, where it cannot be reached
             out.append(raw)
             continue
         found: set[Path] = set()
         for pattern in PATTERNS:
             found.update(path.rglob(pattern) if recursive else path.glob(pattern))
-        files = sorted(str(p) for p in found if p.is_file() and ".git" not in p.parts)
+        files = sorted(str(p) for p in found if os.path.isfile(p) and ".git" not in p.parts)
         # A directory with nothing in it stays in the list: `process` reports it as an error.
         out += files or [raw]
     return out
@@ -81,6 +81,8 @@ def read_bytes(path: str) -> bytes:
     except OSError as exc:
         raise HardenError(f"cannot read: {exc.strerror or exc}") from None
     if stat.S_ISDIR(info.st_mode):
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise HardenError("permission denied (cannot list the directory)")
         raise HardenError("is a directory with no Compose files in it")
     if not stat.S_ISREG(info.st_mode):
         raise HardenError("not a regular file")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from . import document, oracle
@@ -108,7 +109,11 @@ def process_project(paths: list[str], profile: Profile, skip: frozenset[str], wr
         directory = os.path.dirname(os.path.abspath(path))
         project = Project(dict(merged), _extends_targets(text, directory, profile, skip))
         as_is = skip | set(CONTROLS) if path in context else skip
-        result = harden_text(text, profile, frozenset(as_is), project)
+        try:
+            result = harden_text(text, profile, frozenset(as_is), project)
+        except Exception as exc:  # a bug must cost one file, never the batch
+            outcomes.append((path, None, error_result(f"internal error, file left untouched: {type(exc).__name__}: {exc}")))
+            continue
         result = loader_check(result, directory, use_compose) if path not in context else result
         for name, value in result.planned.items():
             merged[name] = _extends_merge(merged[name], value) if isinstance(merged.get(name), dict) and isinstance(value, dict) else value
@@ -158,7 +163,10 @@ def process_paths(paths: list[str], profile: Profile, skip: frozenset[str], writ
     if jobs <= 1 or len(work) < 8:  # a pool costs more than it saves on a few files
         results = [_run_group(w) for w in work]
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            results = list(pool.map(_run_group, work, chunksize=4))
+        try:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                results = list(pool.map(_run_group, work, chunksize=4))
+        except BrokenProcessPool:  # a worker died (OOM killer, ...): finish in this process
+            results = [_run_group(w) for w in work]
     order = {p: i for i, p in enumerate(paths)}
     return sorted((o for group_outcomes in results for o in group_outcomes), key=lambda o: order.get(o.path, 0))

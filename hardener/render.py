@@ -5,6 +5,10 @@ more, so it is never written as the file. Instead: R0 = dump of the unedited tre
 dump of the edited tree. O (the original) is aligned with R0 on a whitespace-blind key,
 R0 with R1 exactly; every R0→R1 difference is spliced into O at the aligned place, taking
 the indentation of a sibling in O. Lines outside those differences are O's own bytes.
+
+A flow collection the author wrote over several lines is one line in R0: for the
+alignment, O's lines are grouped into logical lines (an open bracket runs until it
+closes), so each R0 line maps to a range of O lines.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from .model import HardenError
 
 _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(r"\s*([\[\]{},:])\s*")
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
+_MAX_LOGICAL = 500  # lines one flow collection may span before we stop joining
 
 
 def _fuzzy(line: str) -> str:
@@ -29,6 +35,27 @@ def _indent(line: str) -> int:
 def _is_item(line: str) -> bool:
     stripped = line.lstrip(" ")
     return stripped.startswith("- ") or stripped == "-"
+
+
+def _depth(line: str) -> int:
+    """Open minus closed flow brackets on a line, outside quotes and comments."""
+    text = _QUOTED.sub("", line)
+    text = text.split(" #", 1)[0] if not text.lstrip().startswith("#") else ""
+    return text.count("[") + text.count("{") - text.count("]") - text.count("}")
+
+
+def _logical(lines: list[str]) -> list[tuple[int, int]]:
+    """(start, end) ranges of O: single lines, or a flow collection over several lines."""
+    out = []
+    i = 0
+    while i < len(lines):
+        end, depth = i + 1, _depth(lines[i])
+        while depth > 0 and end < len(lines) and end - i < _MAX_LOGICAL:
+            depth += _depth(lines[end])
+            end += 1
+        out.append((i, end) if depth <= 0 else (i, i + 1))
+        i = out[-1][1]
+    return out
 
 
 def _shift(lines: list[str], delta: int) -> list[str]:
@@ -52,11 +79,13 @@ def patch(original: str, r0: str, r1: str) -> str:
     r0_lines = r0.split("\n")[:-1]
     r1_lines = r1.split("\n")[:-1]
 
-    to_o: dict[int, int] = {}
-    align = SequenceMatcher(None, [_fuzzy(x) for x in o_lines], [_fuzzy(x) for x in r0_lines], autojunk=False)
+    groups = _logical(o_lines)
+    keys = [_fuzzy(" ".join(o_lines[a:b])) for a, b in groups]
+    to_o: dict[int, tuple[int, int]] = {}  # R0 line -> O range
+    align = SequenceMatcher(None, keys, [_fuzzy(x) for x in r0_lines], autojunk=False)
     for block in align.get_matching_blocks():
         for k in range(block.size):
-            to_o[block.b + k] = block.a + k
+            to_o[block.b + k] = groups[block.a + k]
 
     edits = SequenceMatcher(None, r0_lines, r1_lines, autojunk=False).get_opcodes()
     r1_to_r0: dict[int, int] = {}
@@ -73,12 +102,12 @@ def patch(original: str, r0: str, r1: str) -> str:
         if i2 > i1:
             if any(i not in to_o for i in range(i1, i2)):
                 raise HardenError("cannot place the change: the edited lines are written in a form the patcher does not follow")
-            start, end = to_o[i1], to_o[i2 - 1] + 1
+            start, end = to_o[i1][0], to_o[i2 - 1][1]
             delta = _indent(o_lines[start]) - _indent(r0_lines[i1])
             splices.append((start, end, _shift(new, delta)))
         else:
             pos = _insert_position(i1, len(r0_lines), len(o_lines), to_o)
-            delta = _sibling_delta(j1, new[0], r1_lines, r0_lines, r1_to_r0, to_o, o_lines)
+            delta = _sibling_delta(j1, new[0], r1_lines, r1_to_r0, to_o, o_lines)
             splices.append((pos, pos, _shift(new, delta)))
 
     out = list(o_lines)
@@ -87,14 +116,14 @@ def patch(original: str, r0: str, r1: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _insert_position(i1: int, r0_len: int, o_len: int, to_o: dict[int, int]) -> int:
+def _insert_position(i1: int, r0_len: int, o_len: int, to_o: dict[int, tuple[int, int]]) -> int:
     if i1 > 0 and (i1 - 1) in to_o:
-        return to_o[i1 - 1] + 1
+        return to_o[i1 - 1][1]
     if i1 < r0_len and i1 in to_o:
-        return to_o[i1]
+        return to_o[i1][0]
     if i1 == 0:
         return 0
-    if i1 == r0_len:  # after a last value written over several lines (a flow list)
+    if i1 == r0_len:  # after a last value the alignment did not follow
         return o_len
     raise HardenError("cannot place the change: the surrounding lines are written in a form the patcher does not follow")
 
@@ -103,9 +132,8 @@ def _sibling_delta(
     j1: int,
     first: str,
     r1_lines: list[str],
-    r0_lines: list[str],
     r1_to_r0: dict[int, int],
-    to_o: dict[int, int],
+    to_o: dict[int, tuple[int, int]],
     o_lines: list[str],
 ) -> int:
     """Indentation shift that makes the new lines line up with their siblings in O."""
@@ -116,7 +144,7 @@ def _sibling_delta(
         i = r1_to_r0.get(j)
         if i is None or i not in to_o:
             return None
-        return o_lines[to_o[i]]
+        return o_lines[to_o[i][0]]
 
     for direction in (range(j1 - 1, -1, -1), range(j1 + 1, len(r1_lines))):
         for j in direction:

@@ -19,14 +19,20 @@ def _lines(text: str) -> list[str]:
 
 def lost_lines(original: str, output: str) -> list[str]:
     """Original lines that are not byte-identical in the output, other than lines that
-    carry a hardening key or a flow collection the change had to extend."""
+    carry a hardening key or belong to a flow collection (on one line or several) that
+    the change had to extend."""
     a, b = _lines(original), _lines(output)
     lost = []
     for tag, i1, i2, _, _ in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if tag in ("delete", "replace"):
+            open_flow = 0  # inside a flow collection a hardening key opened over several lines
             for line in a[i1:i2]:
-                flow = line.rstrip().endswith(("}", "]"))
-                if not (flow or any(word in line for word in HARDENING_WORDS)):
+                hardening = any(word in line for word in HARDENING_WORDS)
+                opens = line.count("[") + line.count("{") - line.count("]") - line.count("}")
+                if hardening or open_flow or opens > 0:  # a flow collection the change extended
+                    open_flow = max(0, open_flow + opens)
+                    continue
+                if not line.rstrip().endswith(("}", "]")):
                     lost.append(line)
     return lost
 
