@@ -229,7 +229,7 @@ def harden_text(text: str, profile: Profile, skip: frozenset[str] = frozenset(),
     try:
         return _harden(text, profile, skip, project)
     except HardenError as exc:
-        return Result(Status.ERROR, text, text, message=exc.message + (f" (line {exc.line})" if exc.line else ""))
+        return Result(Status.ERROR, text, text, message=exc.message, line=exc.line, col=exc.col)
     except RecursionError:
         return Result(Status.ERROR, text, text, message="nesting too deep to be a Compose file")
 

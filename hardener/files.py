@@ -1,4 +1,4 @@
-"""The I/O shell around the core: discovery, reading, atomic writes, batches.
+"""The I/O shell around the core: discovery, reading, atomic writes (batches: project.py).
 
 Each file ends as changed / unchanged / skipped / error; one bad file never stops the
 rest. Writes are atomic (temp file in the same directory, fsync, `os.replace`, mode
@@ -19,14 +19,11 @@ import difflib
 import os
 import stat
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import oracle
-from .core import harden_text
 from .model import HardenError, Result, Status
-from .profile import Profile
 
 MAX_BYTES = 10 * 1024 * 1024
 PATTERNS = ("compose.yaml", "compose.yml", "compose.*.yaml", "compose.*.yml", "docker-compose*.yaml", "docker-compose*.yml", "*.compose.yaml", "*.compose.yml")
@@ -171,39 +168,6 @@ def loader_check(result: Result, project_dir: str, use_compose: bool) -> Result:
     if reason is None:
         return result
     return Result(Status.ERROR, result.original, result.original, result.changes, message=reason)
-
-
-def process(path: str, profile: Profile, skip: frozenset[str], write: bool, use_compose: bool = True) -> FileOutcome:
-    """Harden one file; write it in place when `write` and something changed."""
-    try:
-        data = read_bytes(path)
-        text = decode(data)
-    except HardenError as exc:
-        return FileOutcome(path, error_result(exc.message))
-    try:
-        result = harden_text(text, profile, skip)
-    except Exception as exc:  # the core must not raise; if it does, this file fails, not the batch
-        return FileOutcome(path, error_result(f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); file left untouched", text))
-    result = loader_check(result, os.path.dirname(os.path.abspath(path)), use_compose)
-    if not write or result.status is not Status.CHANGED:
-        return FileOutcome(path, result)
-    try:
-        atomic_write(path, result.text.encode("utf-8"), data)
-    except HardenError as exc:
-        return FileOutcome(path, Result(Status.ERROR, text, text, result.changes, message=exc.message))
-    return FileOutcome(path, result, written=True)
-
-
-def _process_args(args: tuple[str, Profile, frozenset[str], bool, bool]) -> FileOutcome:
-    return process(*args)
-
-
-def process_many(paths: list[str], profile: Profile, skip: frozenset[str], write: bool, jobs: int = 1, use_compose: bool = True) -> list[FileOutcome]:
-    work = [(p, profile, skip, write, use_compose) for p in paths]
-    if jobs <= 1 or len(paths) < 2:
-        return [_process_args(w) for w in work]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(_process_args, work, chunksize=4))
 
 
 def unified_diff(path: str, result: Result) -> str:

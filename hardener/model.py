@@ -89,6 +89,8 @@ class Result:
     message: str = ""
     services: int = 0
     planned: Mapping[str, Any] = field(default_factory=dict)  # service -> data once hardened
+    line: int | None = None  # where an error is, 1-based, when known
+    col: int | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,10 @@ def summary(outcomes: list[FileOutcome], verb: str) -> str:
 
 
 def error_line(outcome: FileOutcome) -> str:
-    return f"{outcome.path}: error: {outcome.result.message}"
+    """`PATH:LINE:COL: error: MESSAGE`, the position where it is known."""
+    r = outcome.result
+    where = "".join(f":{n}" for n in (r.line, r.col if r.line else None) if n)
+    return f"{outcome.path}{where}: error: {r.message}"
 
 
 def text(outcomes: list[FileOutcome]) -> str:
@@ -60,6 +63,8 @@ def as_json(outcomes: list[FileOutcome]) -> str:
             "status": r.status.value,
             "written": o.written,
             "message": r.message or None,
+            "line": r.line,
+            "column": r.col,
             "services": r.services,
             "changes": [
                 {"control": c.control, "service": c.service, "path": list(c.path), "op": c.op.value, "new": list(c.new) if isinstance(c.new, tuple) else c.new,
@@ -82,7 +87,7 @@ def as_sarif(outcomes: list[FileOutcome]) -> str:
         items = [(f"harden.{c.control}", "warning", f"{c.service}: {c.describe()} ({c.reason})", c.line) for c in r.changes]
         items += [(f"harden.finding.{f.kind}", "error", f"{f.service}: {f.message}", f.line) for f in r.findings]
         if r.status is Status.ERROR:
-            items.append(("harden.error", "error", r.message, None))
+            items.append(("harden.error", "error", r.message, r.line))
         for rule, level, message, line in items:
             rules.setdefault(rule, rule.split(".")[-1])
             location: dict[str, Any] = {"artifactLocation": {"uri": o.path}}

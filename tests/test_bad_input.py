@@ -1,7 +1,7 @@
 """Bad input, through the real command line, one test per case.
 
 Every bad file ends the same way: exit 2; on stderr exactly one line for it,
-`PATH: error: MESSAGE` (with `(line N)` where the input has a position); its bytes
+`PATH[:LINE[:COL]]: error: MESSAGE` (with the position where the input has one); its bytes
 untouched; no `.harden-*` temp file left; and a good file named in the same invocation
 still hardened (one bad file never stops a batch).
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -78,10 +79,10 @@ def assert_refused(result, bad: Path | str, good: Path, message: str, *, before:
     assert "Traceback" not in result.output
     mine = error_lines(result.stderr, bad)
     assert len(mine) == 1, result.stderr
-    assert mine[0].startswith(f"{bad}: error: "), mine[0]
+    assert re.match(rf"{re.escape(str(bad))}(:\d+(:\d+)?)?: error: ", mine[0]), mine[0]
     assert message in mine[0], mine[0]
     if line is not None:
-        assert f"(line {line})" in mine[0], mine[0]
+        assert mine[0].startswith(f"{bad}:{line}:"), mine[0]
     if before is not None:
         assert Path(bad).read_bytes() == before
     assert temp_files(Path(bad).parent, good.parent) == []
@@ -655,5 +656,5 @@ def test_module_entry_point_reports_bad_input(tmp_path, good):
     bad = bad_file(tmp_path, "services:\n  app:\n    image: a\n    image: b\n")
     proc = subprocess.run([sys.executable, "-m", "hardener", "fix", str(bad), str(good)], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2
-    assert error_lines(proc.stderr, bad) == [f'{bad}: error: invalid YAML: duplicate key "image" (line 4)']
+    assert error_lines(proc.stderr, bad) == [f'{bad}:4:5: error: invalid YAML: duplicate key "image"']
     assert "read_only: true" in good.read_text()
