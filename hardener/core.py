@@ -12,7 +12,7 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap
 
-from . import data, document, edit, findings, render, safety
+from . import data, document, edit, findings, inherit, render, safety
 from .model import CONTROLS, Change, Finding, HardenError, Project, Result, Skip, Status
 from .passes import PASSES
 from .passes.resources import form_of
@@ -77,77 +77,6 @@ def _view(doc: document.Document, services: CommentedMap, name: str, model: data
     )
 
 
-# Lists that Compose concatenates when a service `extends` another.
-_CONCAT = ("cap_add", "cap_drop", "security_opt", "tmpfs", "volumes", "dns", "ports", "expose")
-
-
-def _extends_merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in own.items():
-        if key in _CONCAT and isinstance(out.get(key), list) and isinstance(value, list):
-            out[key] = [*out[key], *value]
-        elif isinstance(out.get(key), dict) and isinstance(value, dict):
-            out[key] = _extends_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def local_base(data: dict[str, Any]) -> str | None:
-    """The service this one `extends` within the same file, if any."""
-    ext = data.get("extends")
-    if isinstance(ext, str):
-        return ext
-    if isinstance(ext, dict) and "file" not in ext and isinstance(ext.get("service"), str):
-        return ext["service"]
-    return None
-
-
-def _file_order(services: CommentedMap, model: data.MapNode) -> list[Any]:
-    """File order, except that a service comes after the one it extends."""
-    order: list[Any] = []
-    seen: set[Any] = set()
-
-    def visit(name: Any, stack: tuple[Any, ...]) -> None:
-        if name in seen or name in stack or name not in services:
-            return
-        resolved = data.resolve(model.lookup(name)[1])
-        base = local_base(resolved) if isinstance(resolved, dict) else None
-        if base is not None:
-            visit(base, (*stack, name))
-        seen.add(name)
-        order.append(name)
-
-    for name in services:
-        visit(name, ())
-    return order
-
-
-def _effective(name: Any, model: data.MapNode, depth: int = 0) -> dict[str, Any]:
-    """A service's data with its same-file `extends` chain applied, as planned so far."""
-    resolved = data.resolve(model.lookup(name)[1])
-    if not isinstance(resolved, dict):
-        return {}
-    base = local_base(resolved)
-    if base is None or depth > 20 or not model.lookup(base)[0]:
-        return resolved
-    return _extends_merge(_effective(base, model, depth + 1), resolved)
-
-
-def _weakening(name: str, own: dict[str, Any], line: int | None) -> list[Finding]:
-    """An override that loosens what the base file sets."""
-    out = []
-    if own.get("privileged") is True:
-        out.append(Finding("weakened", name, "override sets privileged: true on a service defined in another file", line))
-    if own.get("read_only") is False:
-        out.append(Finding("weakened", name, "override sets read_only: false on a service defined in another file", line))
-    if any(str(c).upper() in ("ALL", "CAP_ALL") for c in own.get("cap_add") or []):
-        out.append(Finding("weakened", name, "override adds cap_add: ALL on a service defined in another file", line))
-    if str(own.get("user", "")).split(":")[0] in ("0", "root"):
-        out.append(Finding("weakened", name, "override runs as root a service defined in another file", line))
-    return out
-
-
 def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str], plan: Plan, project: Project = Project()) -> None:
     """Plan every service against a model that already holds the changes planned for
     the services before it: anchored services pass them on to `<<:` users, and a service
@@ -160,21 +89,21 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
     model = data.services(root) or data.MapNode()
     forms = [form_of(data.resolve(s)) for s in model.own.values() if isinstance(s, data.MapNode)]
     file_form = "deploy" if "deploy" in forms and "short" not in forms else "short" if "short" in forms else None
-    for name in _file_order(services, model):
+    for name in inherit.file_order(services, model):
         view = _view(doc, services, name, model, file_form)
         plan.services += 1
-        base = _external_base(view, project)
+        base = inherit.external_base(view, project)
         if base is not None:
             if view.name in project.merged:
-                plan.findings += _weakening(view.name, dict(view.data), view.line)
-            merged = _extends_merge(base, dict(view.data))
+                plan.findings += inherit.weakening(view.name, dict(view.data), view.line)
+            merged = inherit.merge(base, dict(view.data))
             view = replace(view, data=merged, extended=frozenset(merged) - frozenset(view.data))
         elif not any(k in view.data for k in ("image", "build", "extends")):
             reason = "no image, build or extends: a fragment of a service defined in another file; harden that file"
             plan.skips += [Skip(c, view.name, reason, view.line, doc.index) for c in CONTROLS]
             continue
-        elif local_base(view.data) is not None:
-            effective = _effective(name, model)
+        elif inherit.local_base(view.data) is not None:
+            effective = inherit.effective(name, model)
             view = replace(view, data=effective, extended=frozenset(effective) - frozenset(view.data))
         settings = resolve(profile, view.name, view.data, skip)
         if settings.image:
@@ -188,18 +117,6 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
             view = view.with_changes(new)
             for change in new:
                 data.apply(root, change)
-
-
-def _external_base(view: ServiceView, project: Project) -> dict[str, Any] | None:
-    """Data this service gets from another file: an earlier file of the project, or an
-    `extends: {file: ...}` target."""
-    if view.name in project.merged:
-        return dict(project.merged[view.name])
-    ext = view.data.get("extends")
-    if isinstance(ext, dict) and isinstance(ext.get("file"), str):
-        target = project.extends.get((ext["file"], str(ext.get("service", view.name))))
-        return dict(target) if isinstance(target, dict) else None
-    return None
 
 
 def plan_text(documents: list[document.Document], profile: Profile, skip: frozenset[str] = frozenset(), project: Project = Project()) -> Plan:
@@ -217,7 +134,7 @@ def planned_services(plan: Plan) -> dict[str, Any]:
         if section is not None:
             resolved = data.resolve(section)
             for name, value in resolved.items():
-                out[name] = _extends_merge(out.get(name, {}), value) if isinstance(value, dict) else value
+                out[name] = inherit.merge(out.get(name, {}), value) if isinstance(value, dict) else value
     return out
 
 

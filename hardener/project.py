@@ -22,7 +22,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from . import document, oracle
-from .core import _extends_merge, harden_text
+from .core import harden_text
+from .inherit import merge
 from .files import FileOutcome, atomic_write, decode, read_bytes, error_result, loader_check
 from .model import CONTROLS, HardenError, Project, Result, Status
 from .profile import Profile
@@ -116,7 +117,7 @@ def process_project(paths: list[str], profile: Profile, skip: frozenset[str], wr
             continue
         result = loader_check(result, directory, use_compose) if path not in context else result
         for name, value in result.planned.items():
-            merged[name] = _extends_merge(merged[name], value) if isinstance(merged.get(name), dict) and isinstance(value, dict) else value
+            merged[name] = merge(merged[name], value) if isinstance(merged.get(name), dict) and isinstance(value, dict) else value
         outcomes.append((path, data, result))
     if use_compose and len(members) > 1 and any(r.status is Status.CHANGED for _, _, r in outcomes):
         reason = _merged_check(outcomes)

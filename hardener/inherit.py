@@ -1,0 +1,101 @@
+"""What a service gets from elsewhere: a same-file `extends` base, an earlier file of
+the project (base before override), an `extends: {file: ...}` target.
+
+Compose merges these into the service; planning must see the merged service, or it adds
+what the base already holds (Compose then rejects duplicate `security_opt` items) and
+misses what an override loosens.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap
+
+from . import data
+from .model import Finding, Project
+from .view import ServiceView
+
+# Lists that Compose concatenates when a service `extends` another.
+_CONCAT = ("cap_add", "cap_drop", "security_opt", "tmpfs", "volumes", "dns", "ports", "expose")
+
+
+def merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in own.items():
+        if key in _CONCAT and isinstance(out.get(key), list) and isinstance(value, list):
+            out[key] = [*out[key], *value]
+        elif isinstance(out.get(key), dict) and isinstance(value, dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def local_base(service: dict[str, Any]) -> str | None:
+    """The service this one `extends` within the same file, if any."""
+    ext = service.get("extends")
+    if isinstance(ext, str):
+        return ext
+    if isinstance(ext, dict) and "file" not in ext and isinstance(ext.get("service"), str):
+        return ext["service"]
+    return None
+
+
+def file_order(services: CommentedMap, model: data.MapNode) -> list[Any]:
+    """File order, except that a service comes after the one it extends."""
+    order: list[Any] = []
+    seen: set[Any] = set()
+
+    def visit(name: Any, stack: tuple[Any, ...]) -> None:
+        if name in seen or name in stack or name not in services:
+            return
+        resolved = data.resolve(model.lookup(name)[1])
+        base = local_base(resolved) if isinstance(resolved, dict) else None
+        if base is not None:
+            visit(base, (*stack, name))
+        seen.add(name)
+        order.append(name)
+
+    for name in services:
+        visit(name, ())
+    return order
+
+
+def effective(name: Any, model: data.MapNode, depth: int = 0) -> dict[str, Any]:
+    """A service's data with its same-file `extends` chain applied, as planned so far."""
+    resolved = data.resolve(model.lookup(name)[1])
+    if not isinstance(resolved, dict):
+        return {}
+    base = local_base(resolved)
+    if base is None or depth > 20 or not model.lookup(base)[0]:
+        return resolved
+    return merge(effective(base, model, depth + 1), resolved)
+
+
+def weakening(name: str, own: dict[str, Any], line: int | None) -> list[Finding]:
+    """An override that loosens what the base file sets."""
+    out = []
+    if own.get("privileged") is True:
+        out.append(Finding("weakened", name, "override sets privileged: true on a service defined in another file", line))
+    if own.get("read_only") is False:
+        out.append(Finding("weakened", name, "override sets read_only: false on a service defined in another file", line))
+    if any(str(c).upper() in ("ALL", "CAP_ALL") for c in own.get("cap_add") or []):
+        out.append(Finding("weakened", name, "override adds cap_add: ALL on a service defined in another file", line))
+    if str(own.get("user", "")).split(":")[0] in ("0", "root"):
+        out.append(Finding("weakened", name, "override runs as root a service defined in another file", line))
+    return out
+
+
+def external_base(view: ServiceView, project: Project) -> dict[str, Any] | None:
+    """Data this service gets from another file: an earlier file of the project, or an
+    `extends: {file: ...}` target."""
+    if view.name in project.merged:
+        return dict(project.merged[view.name])
+    ext = view.data.get("extends")
+    if isinstance(ext, dict) and isinstance(ext.get("file"), str):
+        target = project.extends.get((ext["file"], str(ext.get("service", view.name))))
+        return dict(target) if isinstance(target, dict) else None
+    return None
+
+
