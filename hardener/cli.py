@@ -19,7 +19,7 @@ from .files import MAX_BYTES, FileOutcome, decode, discover, error_result, loade
 from .project import process_paths
 from .model import CONTROLS, HardenError, Status
 from .passes import BY_ID
-from .profile import builtin_names, load_profile
+from .profile import builtin_names, default_profile_ref, load_profile
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Harden Docker Compose files: non-root, read-only, no capabilities, no-new-privileges, limits.")
 
@@ -31,7 +31,7 @@ class Format(str, Enum):
 
 
 PathsArg = typer.Argument(..., help="Compose files, directories, or - for stdin.")
-ProfileOpt = typer.Option("baseline", "--profile", "-p", help="Built-in profile name or a profile YAML file.")
+ProfileOpt = typer.Option(None, "--profile", "-p", help="Built-in profile name or a profile YAML file [default: ./.harden.yaml if present, else baseline].")
 SkipOpt = typer.Option(None, "--skip", help="Control to leave alone (repeatable): " + ", ".join(CONTROLS))
 RecursiveOpt = typer.Option(False, "--recursive", "-r", help="Search directories recursively.")
 JobsOpt = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")
@@ -45,8 +45,9 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _setup(profile: str, skip: Optional[List[str]]):
+def _setup(profile: Optional[str], skip: Optional[List[str]]):
     skips = frozenset(skip or [])
+    profile = profile or default_profile_ref()
     bad = sorted(skips - set(CONTROLS))
     if bad:
         _fail(f"unknown control {bad[0]!r} for --skip; controls: {', '.join(CONTROLS)}")
@@ -56,7 +57,7 @@ def _setup(profile: str, skip: Optional[List[str]]):
         _fail(exc.message)
 
 
-def _run(paths: List[str], profile: str, skip, recursive: bool, jobs: int, write: bool, use_compose: bool = True) -> list[FileOutcome]:
+def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: int, write: bool, use_compose: bool = True) -> list[FileOutcome]:
     prof, skips = _setup(profile, skip)
     if "-" in paths and len(paths) > 1:
         _fail("- (stdin) cannot be combined with other paths")
@@ -97,7 +98,7 @@ def _code(outcomes: list[FileOutcome], pending_is_failure: bool) -> int:
 def fix(
     paths: List[str] = PathsArg,
     diff: bool = typer.Option(False, "--diff", help="Print a unified diff and write nothing."),
-    profile: str = ProfileOpt,
+    profile: Optional[str] = ProfileOpt,
     skip: Optional[List[str]] = SkipOpt,
     recursive: bool = RecursiveOpt,
     jobs: int = JobsOpt,
@@ -128,7 +129,7 @@ def fix(
 @app.command()
 def check(
     paths: List[str] = PathsArg,
-    profile: str = ProfileOpt,
+    profile: Optional[str] = ProfileOpt,
     skip: Optional[List[str]] = SkipOpt,
     recursive: bool = RecursiveOpt,
     jobs: int = JobsOpt,
@@ -190,7 +191,7 @@ def profiles(
 @app.command()
 def verify(
     file: str = typer.Argument(..., help="Compose file to prove on the local Docker engine."),
-    profile: str = ProfileOpt,
+    profile: Optional[str] = ProfileOpt,
     skip: Optional[List[str]] = SkipOpt,
     timeout: int = typer.Option(120, help="Seconds to wait for services to run."),
     already_hardened: bool = typer.Option(False, "--as-is", help="Verify the file as it is, without hardening it first."),
@@ -205,7 +206,7 @@ def verify(
 @app.command()
 def bulk(
     repos: List[str] = typer.Argument(..., help="Git repositories (local paths)."),
-    profile: str = ProfileOpt,
+    profile: Optional[str] = ProfileOpt,
     skip: Optional[List[str]] = SkipOpt,
     branch: str = typer.Option("harden/compose", help="Branch to commit the change on."),
     jobs: int = JobsOpt,

@@ -136,11 +136,21 @@ def _raw(ref: str, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str
     data = _read_yaml(text, ref)
     _check(data, ref)
     sources: dict[str, str] = {}
-    parent = data.get("extends")
+    # A profile file extends baseline unless it says otherwise (`extends: null` for none).
+    parent = data.get("extends", "baseline" if source.startswith("file:") else None)
     base: dict[str, Any] = {}
     if parent:
         base, sources = _raw(parent, (*seen, ref))
     return _merge(base, {k: v for k, v in data.items() if k != "extends"}, source, sources), sources
+
+
+PROJECT_PROFILE = ".harden.yaml"
+
+
+def default_profile_ref(directory: str = ".") -> str:
+    """`.harden.yaml` in the working directory when there is one, else baseline."""
+    candidate = Path(directory) / PROJECT_PROFILE
+    return str(candidate) if candidate.is_file() else "baseline"
 
 
 def load_profile(ref: str = "baseline") -> Profile:

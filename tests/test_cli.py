@@ -154,3 +154,14 @@ def test_module_entry_point(compose: Path):
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, "-m", "hardener", "check", str(compose)], capture_output=True, text=True, cwd=root)
     assert proc.returncode == 1 and "would change" in proc.stderr
+
+
+def test_project_profile_file_is_the_default(tmp_path: Path, monkeypatch):
+    (tmp_path / ".harden.yaml").write_text("resources:\n  memory: 1g\n")  # extends baseline
+    (tmp_path / "compose.yaml").write_text(PLAIN)
+    monkeypatch.chdir(tmp_path)
+    assert run("fix", "compose.yaml").exit_code == 0
+    text = (tmp_path / "compose.yaml").read_text()
+    assert "mem_limit: 1g" in text and 'user: "1000:1000"' in text
+    shown = run("profiles", "show", ".harden.yaml")
+    assert "file:.harden.yaml" in shown.stdout and "profile:baseline" in shown.stdout
