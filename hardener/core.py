@@ -162,21 +162,22 @@ def _harden(text: str, profile: Profile, skip: frozenset[str], project: Project)
         if any(_looks_v1(doc.tree) for doc in documents):
             return Result(Status.SKIPPED, text, text, message="Compose v1 format (no services: key); convert it to the Compose specification first")
         return Result(Status.SKIPPED, text, text, message="no services: key; not a Compose project file")
-    before = [document.plain(doc.tree) for doc in documents]
-    intended = [data.resolve(plan.models[d.index]) if d.index in plan.models else before[d.index] for d in documents]
-    pieces = []
-    for doc in documents:
-        mine = [c for c in plan.changes if c.document == doc.index]
-        if not mine:
-            pieces.append(doc.text)
-            continue
-        services = services_of(doc)
-        r0 = document.dump(doc.tree, doc.indent)
-        edit.apply(services, mine)
-        r1 = document.dump(doc.tree, doc.indent)
-        pieces.append(render.patch(doc.text, r0, r1))
-    output = document.join_facts(facts, "".join(pieces))
+    output = text
     if plan.changes:
+        # Taken before the edit changes the trees: what the safety net compares against.
+        before = [document.plain(doc.tree) for doc in documents]
+        intended = [data.resolve(plan.models[d.index]) if d.index in plan.models else before[d.index] for d in documents]
+        pieces = []
+        for doc in documents:
+            mine = [c for c in plan.changes if c.document == doc.index]
+            if not mine:
+                pieces.append(doc.text)
+                continue
+            r0 = document.dump(doc.tree, doc.indent)
+            edit.apply(services_of(doc), mine)
+            r1 = document.dump(doc.tree, doc.indent)
+            pieces.append(render.patch(doc.text, r0, r1))
+        output = document.join_facts(facts, "".join(pieces))
         safety.check(before, intended, output, lambda: plan_text(documents, profile, skip, project).changes)
     return Result(
         Status.CHANGED if output != text else Status.UNCHANGED,

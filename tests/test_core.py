@@ -9,7 +9,7 @@ from ruamel.yaml import YAML
 
 from hardener import document
 from hardener.core import harden_text
-from hardener.model import Status
+from hardener.model import FINDINGS, Status
 from hardener.passes import PASSES
 from hardener.profile import load_profile
 from hardener.view import ServiceView
@@ -120,6 +120,7 @@ def test_variables_count_as_set():
 def test_findings_name_their_lines():
     result = harden((FIXTURES / "findings/risks.yaml").read_text())
     found = {(f.kind, f.line) for f in result.findings}
+    assert {kind for kind, _ in found} <= set(FINDINGS)
     assert found == {("host_namespace", 4), ("docker_socket", 5), ("unconfined", 7), ("dangerous_cap", 9)}
 
 
