@@ -95,7 +95,7 @@ def patch(original: str, r0: str, r1: str) -> str:
                 r1_to_r0[j1 + k] = i1 + k
 
     splices: list[tuple[int, int, list[str]]] = []
-    for tag, i1, i2, j1, j2 in edits:
+    for tag, i1, i2, j1, j2 in _refined(edits, r0_lines, r1_lines):
         if tag == "equal":
             continue
         new = r1_lines[j1:j2]
@@ -104,6 +104,8 @@ def patch(original: str, r0: str, r1: str) -> str:
                 raise HardenError("cannot place the change: the edited lines are written in a form the patcher does not follow")
             start, end = to_o[i1][0], to_o[i2 - 1][1]
             delta = _indent(o_lines[start]) - _indent(r0_lines[i1])
+            if i2 - i1 == 1 and j2 - j1 == 1 and end - start == 1:
+                new = [_own_comment_spacing(o_lines[start], r0_lines[i1], new[0])]
             splices.append((start, end, _shift(new, delta)))
         else:
             pos = _insert_position(i1, len(r0_lines), len(o_lines), to_o)
@@ -114,6 +116,39 @@ def patch(original: str, r0: str, r1: str) -> str:
     for start, end, new in sorted(splices, key=lambda s: (s[0], s[1]), reverse=True):
         out[start:end] = new
     return "\n".join(out) + "\n"
+
+
+def _key(line: str) -> str:
+    """What a line is about: its indentation and the key or item it starts with."""
+    return " " * _indent(line) + _fuzzy(line).split(":", 1)[0]
+
+
+def _refined(edits: list[tuple[str, int, int, int, int]], r0_lines: list[str], r1_lines: list[str]):
+    """The R0→R1 opcodes, with each multi-line replacement split where R0 and R1 lines are
+    about the same key: a line O has between them (one ruamel dropped, such as a line of
+    only spaces) then stays where it is."""
+    for tag, i1, i2, j1, j2 in edits:
+        if tag != "replace" or (i2 - i1 == 1 and j2 - j1 == 1):
+            yield tag, i1, i2, j1, j2
+            continue
+        keys = SequenceMatcher(None, [_key(x) for x in r0_lines[i1:i2]], [_key(x) for x in r1_lines[j1:j2]], autojunk=False)
+        for sub, a1, a2, b1, b2 in keys.get_opcodes():
+            if sub == "equal":  # the same keys in order: one replacement per line
+                for k in range(a2 - a1):
+                    yield "replace", i1 + a1 + k, i1 + a1 + k + 1, j1 + b1 + k, j1 + b1 + k + 1
+            else:
+                yield sub, i1 + a1, i1 + a2, j1 + b1, j1 + b1 + (b2 - b1)
+
+
+_COMMENT = re.compile(r"(\s+)(#.*)$")
+
+
+def _own_comment_spacing(o_line: str, r0_line: str, r1_line: str) -> str:
+    """A replaced line keeps the author's spacing before its end-of-line comment."""
+    mine, dumped, edited = _COMMENT.search(o_line), _COMMENT.search(r0_line), _COMMENT.search(r1_line)
+    if mine and dumped and edited and mine.group(2) == dumped.group(2) == edited.group(2):
+        return r1_line[: edited.start()] + mine.group(0)
+    return r1_line
 
 
 def _insert_position(i1: int, r0_len: int, o_len: int, to_o: dict[int, tuple[int, int]]) -> int:
