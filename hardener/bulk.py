@@ -204,14 +204,14 @@ def _compose_files(tree: str) -> tuple[list[str], list[str]]:
     return files, skipped
 
 
-def _run_files(tree: str, profile: Profile, skips: frozenset[str], write: bool):
+def _run_files(tree: str, profile: Profile | None, skips: frozenset[str], write: bool):
     files, skipped = _compose_files(tree)
     outcomes = process_paths(files, profile, skips, write=write, jobs=1, use_compose=True) if files else []
     errors = [f"{os.path.relpath(o.path, tree)}: {o.result.message}" for o in outcomes if o.result.status is Status.ERROR]
     return outcomes, errors, skipped
 
 
-def _message(tree: str, outcomes: list, written: list[str], profile: Profile) -> tuple[str, Counter]:
+def _message(tree: str, outcomes: list, written: list[str]) -> tuple[str, Counter]:
     changed = [o for o in outcomes if o.written]
     total = sum(len(o.result.changes) for o in changed)
     controls: Counter = Counter(c.control for o in changed for c in o.result.changes)
@@ -230,7 +230,8 @@ def _message(tree: str, outcomes: list, written: list[str], profile: Profile) ->
     if risks:
         lines += ["", "Risks not fixed automatically (review by hand):"]
         lines += [f"  {os.path.relpath(o.path, tree)}:{f.line or '?'}: {f.service}: [{f.kind}] {f.message}" for o, f in risks]
-    lines += ["", f"{TRAILER} {__version__} (profile {profile.name})"]
+    used = sorted({os.path.relpath(o.profile, tree) if os.path.isabs(o.profile) else o.profile for o in changed})
+    lines += ["", f"{TRAILER} {__version__} (profile {', '.join(used)})"]
     return "\n".join(lines) + "\n", controls
 
 
@@ -248,7 +249,7 @@ def _branch_exists(top: str, branch: str) -> Optional[str]:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def _existing_branch(top: str, branch: str, tip: str, record: RepoRecord, profile: Profile, skips: frozenset[str]) -> RepoRecord:
+def _existing_branch(top: str, branch: str, tip: str, record: RepoRecord, profile: Profile | None, skips: frozenset[str]) -> RepoRecord:
     found = _out(top, "log", "-1", "--format=%H", f"--grep=^{TRAILER} ", tip)
     if not found:
         raise RepoError(f"branch {branch} exists and holds no harden commit; delete it or choose another --branch")
@@ -263,7 +264,7 @@ def _existing_branch(top: str, branch: str, tip: str, record: RepoRecord, profil
     return record
 
 
-def migrate_repo(repo: str, profile: Profile, skips: frozenset[str], branch: str) -> RepoRecord:
+def migrate_repo(repo: str, profile: Profile | None, skips: frozenset[str], branch: str) -> RepoRecord:
     """Harden one repository onto a new branch; never raises."""
     record = RepoRecord(repo=repo, status=ERROR, branch=branch)
     try:
@@ -286,7 +287,7 @@ def migrate_repo(repo: str, profile: Profile, skips: frozenset[str], branch: str
                 if skipped:
                     record.message += "; " + "; ".join(skipped)
                 return record
-            message, controls = _message(tree, outcomes, written, profile)
+            message, controls = _message(tree, outcomes, written)
             git(tree, "add", "--", *written)
             staged = sorted(p for p in git(tree, "diff", "--cached", "--name-only", "-z").stdout.split("\0") if p)
             if staged != written:
@@ -320,7 +321,7 @@ def migrate_repo(repo: str, profile: Profile, skips: frozenset[str], branch: str
     return record
 
 
-def _migrate_args(args: tuple[str, Profile, frozenset[str], str]) -> RepoRecord:
+def _migrate_args(args: tuple[str, Profile | None, frozenset[str], str]) -> RepoRecord:
     record = migrate_repo(*args)
     record.finished_at = _now()
     return record
@@ -376,7 +377,7 @@ def _fail(message: str) -> int:
     return 2
 
 
-def run_bulk(repos: list[str], profile: Profile, skips: frozenset[str], branch: str, jobs: int, state: str, report_file: Optional[str]) -> int:
+def run_bulk(repos: list[str], profile: Profile | None, skips: frozenset[str], branch: str, jobs: int, state: str, report_file: Optional[str]) -> int:
     if shutil.which("git") is None:
         return _fail("git is not installed")
     if subprocess.run(["git", "check-ref-format", "--branch", branch], capture_output=True, env=_env()).returncode != 0:
@@ -428,7 +429,8 @@ def run_bulk(repos: list[str], profile: Profile, skips: frozenset[str], branch: 
     resumed = sum(1 for _, again in ordered if again)
     if report_file:
         write_json(report_file, {
-            "tool": "harden", "version": __version__, "branch": branch, "profile": profile.name,
+            "tool": "harden", "version": __version__, "branch": branch,
+            "profile": profile.name if profile else "each repository's .harden.yaml, else baseline",
             "repos": [{**asdict(r), "resumed": again} for r, again in ordered],
         })
     n = len(ordered)

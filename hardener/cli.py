@@ -19,7 +19,7 @@ from .files import MAX_BYTES, FileOutcome, decode, discover, error_result, loade
 from .project import process_paths
 from .model import CONTROLS, HardenError, Status
 from .passes import BY_ID
-from .profile import builtin_names, default_profile_ref, load_profile
+from .profile import Profile, builtin_names, load_profile, profile_for
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Harden Docker Compose files: non-root, read-only, no capabilities, no-new-privileges, limits.")
 
@@ -31,7 +31,7 @@ class Format(str, Enum):
 
 
 PathsArg = typer.Argument(..., help="Compose files, directories, or - for stdin.")
-ProfileOpt = typer.Option(None, "--profile", "-p", help="Built-in profile name or a profile YAML file [default: ./.harden.yaml if present, else baseline].")
+ProfileOpt = typer.Option(None, "--profile", "-p", help="Built-in profile name or a profile YAML file [default: the nearest .harden.yaml, up to the repository root, else baseline].")
 SkipOpt = typer.Option(None, "--skip", help="Control to leave alone (repeatable): " + ", ".join(CONTROLS))
 RecursiveOpt = typer.Option(False, "--recursive", "-r", help="Search directories recursively.")
 JobsOpt = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")
@@ -45,14 +45,21 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _setup(profile: Optional[str], skip: Optional[List[str]]):
+def _setup(profile: Optional[str], skip: Optional[List[str]]) -> tuple[Optional[Profile], frozenset[str]]:
+    """The profile given with --profile (None: each project's own .harden.yaml) and the skips."""
     skips = frozenset(skip or [])
-    profile = profile or default_profile_ref()
     bad = sorted(skips - set(CONTROLS))
     if bad:
         _fail(f"unknown control {bad[0]!r} for --skip; controls: {', '.join(CONTROLS)}")
     try:
-        return load_profile(profile), skips
+        return (load_profile(profile) if profile else None), skips
+    except HardenError as exc:
+        _fail(exc.message)
+
+
+def _profile_here(prof: Optional[Profile], directory: str) -> Profile:
+    try:
+        return prof or profile_for(directory)
     except HardenError as exc:
         _fail(exc.message)
 
@@ -69,7 +76,8 @@ def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: 
             text = decode(data)
         except HardenError as exc:
             return [FileOutcome("-", error_result(exc.message))]
-        return [FileOutcome("-", loader_check(harden_text(text, prof, skips), os.getcwd(), use_compose))]
+        here = _profile_here(prof, os.getcwd())
+        return [FileOutcome("-", loader_check(harden_text(text, here, skips), os.getcwd(), use_compose), profile=here.name)]
     files = discover(paths, recursive)
     if not files:
         _fail("no Compose files found in " + ", ".join(paths))
@@ -200,6 +208,7 @@ def verify(
     from .verify import run_verify
 
     prof, skips = _setup(profile, skip)
+    prof = _profile_here(prof, os.path.dirname(os.path.abspath(file)))
     raise typer.Exit(run_verify(file, prof, skips, timeout, harden_first=not already_hardened))
 
 

@@ -34,6 +34,7 @@ class FileOutcome:
     path: str
     result: Result
     written: bool = False
+    profile: str = ""  # name of the profile the file was hardened with
 
 
 def discover(paths: list[str], recursive: bool = False) -> list[str]:

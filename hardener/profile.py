@@ -138,6 +138,8 @@ def _raw(ref: str, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str
     sources: dict[str, str] = {}
     # A profile file extends baseline unless it says otherwise (`extends: null` for none).
     parent = data.get("extends", "baseline" if source.startswith("file:") else None)
+    if parent and parent not in builtin_names() and source.startswith("file:"):
+        parent = str(path.parent / parent)  # a relative path is relative to the file naming it
     base: dict[str, Any] = {}
     if parent:
         base, sources = _raw(parent, (*seen, ref))
@@ -147,10 +149,33 @@ def _raw(ref: str, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str
 PROJECT_PROFILE = ".harden.yaml"
 
 
-def default_profile_ref(directory: str = ".") -> str:
-    """`.harden.yaml` in the working directory when there is one, else baseline."""
-    candidate = Path(directory) / PROJECT_PROFILE
-    return str(candidate) if candidate.is_file() else "baseline"
+def project_profile_ref(directory: str) -> str:
+    """The profile for Compose files in `directory` when none is given: the nearest
+    `.harden.yaml` in it or a parent, not above the repository root (the first directory
+    that holds `.git`), else baseline."""
+    here = Path(directory).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / PROJECT_PROFILE
+        if candidate.is_file():
+            return str(candidate)
+        if (folder / ".git").exists():
+            break
+    return "baseline"
+
+
+_loaded: dict[tuple[str, int], Profile] = {}
+
+
+def profile_for(directory: str) -> Profile:
+    """`load_profile(project_profile_ref(directory))`, loaded once per file version."""
+    ref = project_profile_ref(directory)
+    try:
+        key = (ref, Path(ref).stat().st_mtime_ns if ref != "baseline" else 0)
+    except OSError as exc:
+        raise HardenError(f"profile {ref}: cannot read: {exc}") from None
+    if key not in _loaded:
+        _loaded[key] = load_profile(ref)
+    return _loaded[key]
 
 
 def load_profile(ref: str = "baseline") -> Profile:
@@ -162,7 +187,7 @@ def load_profile(ref: str = "baseline") -> Profile:
     caps = data["capabilities"]
     res = data["resources"]
     return Profile(
-        name=data.get("name", ref),
+        name=data["name"] if sources.get("name") in (f"profile:{ref}", f"file:{ref}") else ref,  # its own name, not its parent's
         description=data.get("description", ""),
         user=data["user"],
         tmpfs_size=tmpfs.get("size", "64m"),

@@ -26,7 +26,7 @@ from .core import harden_text
 from .inherit import merge
 from .files import FileOutcome, atomic_write, decode, read_bytes, error_result, loader_check
 from .model import CONTROLS, HardenError, Project, Result, Status
-from .profile import Profile
+from .profile import Profile, profile_for
 
 BASES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 _OVERLAY = re.compile(r"^(docker-)?compose\.[^.]+\.ya?ml$")
@@ -154,12 +154,20 @@ def _merged_check(outcomes: list[tuple[str, bytes | None, Result]]) -> str | Non
     return None if after.ok else f"refused: Docker Compose rejects the merged project {names}: {after.error}"
 
 
-def _run_group(args: tuple[list[str], Profile, frozenset[str], bool, bool]) -> list[FileOutcome]:
-    return process_project(*args)
+def _run_group(args: tuple[list[str], Profile | None, frozenset[str], bool, bool]) -> list[FileOutcome]:
+    paths, profile, skip, write, use_compose = args
+    if profile is None:  # the project's own .harden.yaml, else baseline
+        try:
+            profile = profile_for(os.path.dirname(os.path.abspath(paths[0])))
+        except HardenError as exc:
+            return [FileOutcome(p, error_result(exc.message)) for p in paths]
+    outcomes = process_project(paths, profile, skip, write, use_compose)
+    return [FileOutcome(o.path, o.result, o.written, profile.name) for o in outcomes]
 
 
-def process_paths(paths: list[str], profile: Profile, skip: frozenset[str], write: bool, jobs: int = 1, use_compose: bool = True) -> list[FileOutcome]:
-    """Every path, grouped into projects; one bad file never stops the others."""
+def process_paths(paths: list[str], profile: Profile | None, skip: frozenset[str], write: bool, jobs: int = 1, use_compose: bool = True) -> list[FileOutcome]:
+    """Every path, grouped into projects; one bad file never stops the others. Without a
+    `profile`, each project takes its nearest `.harden.yaml` (`profile.project_profile_ref`)."""
     work = [(g, profile, skip, write, use_compose) for g in group(paths)]
     if jobs <= 1 or len(work) < 8:  # a pool costs more than it saves on a few files
         results = [_run_group(w) for w in work]

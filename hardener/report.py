@@ -41,7 +41,8 @@ def text(outcomes: list[FileOutcome]) -> str:
         if r.status is Status.SKIPPED:
             out.append(f"{o.path}: skipped: {r.message}")
             continue
-        out.append(f"{o.path}: {len(r.changes)} change{'s' if len(r.changes) != 1 else ''}, {r.services} services")
+        profile = f" (profile {o.profile})" if o.profile else ""
+        out.append(f"{o.path}: {len(r.changes)} change{'s' if len(r.changes) != 1 else ''}, {r.services} services{profile}")
         matched = dict(r.matches)
         for c in r.changes:
             caveat = f"  ⚠ {c.caveat}" if c.caveat else ""
@@ -62,6 +63,7 @@ def as_json(outcomes: list[FileOutcome]) -> str:
             "path": o.path,
             "status": r.status.value,
             "written": o.written,
+            "profile": o.profile or None,
             "message": r.message or None,
             "line": r.line,
             "column": r.col,

@@ -234,3 +234,14 @@ def test_corrupt_state_file_is_not_overwritten(tmp_path: Path):
     result, _ = bulk(tmp_path, str(repo))
     assert result.exit_code == 2 and "cannot read state file" in result.stderr
     assert (tmp_path / "state.json").read_text() == "{not json" and not has_branch(repo)
+
+
+def test_each_repository_is_hardened_with_its_own_harden_yaml(tmp_path: Path):
+    own = make_repo(tmp_path, "own", {"compose.yaml": PLAIN, ".harden.yaml": "name: team-db\nresources:\n  memory: 1g\n"})
+    plain = make_repo(tmp_path, "plain", {"compose.yaml": PLAIN})
+    result, _ = bulk(tmp_path, str(own), str(plain))
+    assert result.exit_code == 0, result.output
+    assert "mem_limit: 1g" in git(own, "show", f"{BRANCH}:compose.yaml")
+    assert git(plain, "show", f"{BRANCH}:compose.yaml") == hardened(PLAIN).rstrip("\n")
+    assert "(profile team-db)" in git(own, "log", "-1", "--format=%B", BRANCH)
+    assert "(profile baseline)" in git(plain, "log", "-1", "--format=%B", BRANCH)

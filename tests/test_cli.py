@@ -165,3 +165,50 @@ def test_project_profile_file_is_the_default(tmp_path: Path, monkeypatch):
     assert "mem_limit: 1g" in text and 'user: "1000:1000"' in text
     shown = run("profiles", "show", ".harden.yaml")
     assert "file:.harden.yaml" in shown.stdout and "profile:baseline" in shown.stdout
+
+
+def _memory(path: Path) -> str:
+    return next(line.split(":", 1)[1].strip() for line in path.read_text().splitlines() if "mem_limit" in line)
+
+
+def test_each_project_takes_its_nearest_profile(tmp_path: Path, monkeypatch):
+    """Without --profile, a Compose file takes the nearest .harden.yaml above it, not above
+    its repository root (.git), whatever the working directory; --profile overrides all."""
+    repo = tmp_path / "repo"
+    for sub in ("a", "b/deep", "c"):
+        (repo / sub).mkdir(parents=True)
+        (repo / sub / "compose.yaml").write_text(PLAIN)
+    (repo / ".git").mkdir()
+    (repo / ".harden.yaml").write_text("resources:\n  memory: 1g\n")
+    (repo / "b" / ".harden.yaml").write_text("extends: ../.harden.yaml\nresources:\n  memory: 2g\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "compose.yaml").write_text(PLAIN)
+    (tmp_path / ".harden.yaml").write_text("resources:\n  memory: 9g\n")  # above the repository root: not used for it
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = run("fix", "--format", "json", str(repo / "a"), str(repo / "b" / "deep"), str(repo / "c" / "compose.yaml"), str(outside))
+    assert result.exit_code == 0, result.output
+    assert [_memory(repo / s / "compose.yaml") for s in ("a", "b/deep", "c")] == ["1g", "2g", "1g"]
+    assert _memory(outside / "compose.yaml") == "9g"  # no repository: the nearest one above
+    profiles = {Path(f["path"]).parent.name: f["profile"] for f in json.loads(result.stdout)["files"]}
+    assert profiles["a"] == str(repo / ".harden.yaml") and profiles["deep"] == str(repo / "b" / ".harden.yaml")
+    (repo / "c" / "compose.yaml").write_text(PLAIN)
+    assert run("fix", "--profile", "strict", str(repo / "c")).exit_code == 0
+    assert _memory(repo / "c" / "compose.yaml") != "1g"
+
+
+def test_bad_project_profile_fails_its_project_only(tmp_path: Path):
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for d in (good, bad):
+        d.mkdir()
+        (d / ".git").mkdir()
+        (d / "compose.yaml").write_text(PLAIN)
+    (bad / ".harden.yaml").write_text("resources:\n  memroy: 1g\n")
+    result = run("fix", str(good), str(bad))
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if ": error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(str(bad / "compose.yaml")) and ".harden.yaml" in errors[0] and "memroy" in errors[0]
+    assert (bad / "compose.yaml").read_text() == PLAIN
+    assert "read_only: true" in (good / "compose.yaml").read_text()
