@@ -41,7 +41,7 @@ def services_of(doc: document.Document) -> CommentedMap | None:
     if services is None:
         return CommentedMap()
     if not isinstance(services, CommentedMap):
-        raise HardenError("services is not a mapping", document.key_line(tree, "services", doc.first_line))
+        raise HardenError("services is not a mapping", *document.value_position(tree, "services", doc.first_line))
     return services
 
 
@@ -56,7 +56,7 @@ def _looks_v1(tree: Any) -> bool:
 def _view(doc: document.Document, services: CommentedMap, name: str, model: data.MapNode, file_form: str | None) -> ServiceView:
     node = services[name]
     if node is not None and not isinstance(node, dict):
-        raise HardenError(f"service {name!r} is not a mapping", document.key_line(services, name, doc.first_line))
+        raise HardenError(f"service {name!r} is not a mapping", *document.value_position(services, name, doc.first_line))
     current = model.lookup(name)[1]
     own = frozenset(str(k) for k in current.own) if isinstance(current, data.MapNode) else frozenset()
     lines = {}

@@ -179,8 +179,9 @@ def parse(text: str, name: str = "<text>") -> tuple[TextFacts, list[Document]]:
         indent = detect_indent(chunk)
         tree = load_tree(chunk, indent, first_line)
         if tree is not None and not isinstance(tree, CommentedMap):
-            kind = "a list" if isinstance(tree, CommentedSeq) else f"a {type(tree).__name__}"
-            raise HardenError(f"top level is {kind}, not a mapping; not a Compose file", first_line + 1, 1)
+            kind = "a list" if isinstance(tree, CommentedSeq) else {str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(type(tree), "a scalar")
+            content = next((n for n, line in enumerate(chunk.split("\n")) if line.strip() and not line.lstrip().startswith(("#", "---", "%"))), 0)
+            raise HardenError(f"top level is {kind}, not a mapping; not a Compose file", first_line + content + 1, 1)
         documents.append(Document(index, first_line, chunk, tree, indent))
     return facts, documents
 
@@ -323,6 +324,15 @@ def key_line(mapping: Any, key: Any, first_line: int = 0) -> int | None:
         return mapping.lc.key(key)[0] + 1 + first_line
     except (AttributeError, KeyError, TypeError):
         return None
+
+
+def value_position(mapping: Any, key: Any, first_line: int = 0) -> tuple[int | None, int | None]:
+    """1-based (line, column) of the value of `key` in the file, where the tree knows it."""
+    try:
+        line, col = mapping.lc.value(key)
+        return line + 1 + first_line, col + 1
+    except (AttributeError, KeyError, TypeError):
+        return None, None
 
 
 class _DataConstructor(SafeConstructor):

@@ -156,10 +156,13 @@ def project_profile_ref(directory: str) -> str:
     here = Path(directory).resolve()
     for folder in (here, *here.parents):
         candidate = folder / PROJECT_PROFILE
-        if candidate.is_file():
-            return str(candidate)
-        if (folder / ".git").exists():
-            break
+        try:
+            if candidate.is_file():
+                return str(candidate)
+            if (folder / ".git").exists():
+                break
+        except OSError:  # a folder we may not look into (its Compose files are refused when read)
+            continue
     return "baseline"
 
 

@@ -73,7 +73,7 @@ def error_lines(stderr: str, path: Path | str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith(f"{path}:")]
 
 
-def assert_refused(result, bad: Path | str, good: Path, message: str, *, before: bytes | None = None, line: int | None = None) -> str:
+def assert_refused(result, bad: Path | str, good: Path, message: str, *, before: bytes | None = None, line: int | str | None = None) -> str:
     """The common contract of a bad file; returns its one error line."""
     assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
     assert "Traceback" not in result.output
@@ -91,7 +91,7 @@ def assert_refused(result, bad: Path | str, good: Path, message: str, *, before:
     return mine[0]
 
 
-def refuse(tmp_path: Path, good: Path, content: bytes | str, message: str, line: int | None = None, *extra: str) -> str:
+def refuse(tmp_path: Path, good: Path, content: bytes | str, message: str, line: int | str | None = None, *extra: str) -> str:
     bad = bad_file(tmp_path, content)
     before = bad.read_bytes()
     result = run("fix", *extra, str(bad), str(good))
@@ -118,11 +118,11 @@ def test_not_yaml(tmp_path, good, content, message, line):
 @pytest.mark.parametrize(
     "content, message, line",
     [
-        ("- a\n- b\n", "top level is a list, not a mapping", 1),
-        ("just a sentence\n", "top level is a str, not a mapping", 1),
-        ("# header\n42\n", "top level is a int, not a mapping", 1),
-        ("services: [1, 2]\n", "services is not a mapping", 1),
-        ("services:\n  app: [image, nginx]\n", "service 'app' is not a mapping", 2),
+        ("- a\n- b\n", "top level is a list, not a mapping", "1:1"),
+        ("just a sentence\n", "top level is a string, not a mapping", "1:1"),
+        ("# header\n42\n", "top level is a number, not a mapping", "2:1"),
+        ("services: [1, 2]\n", "services is not a mapping", "1:11"),
+        ("services:\n  app: [image, nginx]\n", "service 'app' is not a mapping", "2:8"),
     ],
     ids=["list", "string", "number", "services-list", "service-list"],
 )
