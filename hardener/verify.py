@@ -7,7 +7,7 @@ project name (`harden-verify-<random hex>`), so it shares no containers, network
 volumes with any other project, and it is torn down with `down -v --remove-orphans` (and
 a sweep of anything still labelled with that project) in a `finally` block: on success,
 on failure, on an error, and on Ctrl-C / SIGTERM / SIGHUP. Nothing else is run: only
-`docker compose up/down` for that project, and `docker inspect / exec cat /proc/1/status /
+`docker compose up/down` for that project, and `docker inspect / top / exec cat /proc/1/status /
 logs` on its own containers. What the stack itself does (published ports, bind mounts,
 `container_name`, pulls and builds) is what `docker compose up` on the file would do.
 
@@ -54,7 +54,7 @@ CAPS: tuple[str, ...] = (
 )
 ALL_CAPS = (1 << len(CAPS)) - 1
 
-COLUMNS = ("service", "uid", "read-only", "CapEff", "NoNewPrivs", "memory", "cpus", "pids", "state")
+COLUMNS = ("service", "uid", "procs", "read-only", "CapEff", "NoNewPrivs", "memory", "cpus", "pids", "state")
 
 
 class VerifyError(Exception):
@@ -142,6 +142,7 @@ class Box:
     number: int
     inspect: dict[str, Any]
     status: dict[str, str] | None = None  # /proc/1/status fields; None = could not read
+    procs: list[tuple[str, str]] | None = None  # (uid, command) of every process; None = could not list
 
     @property
     def id(self) -> str:
@@ -267,6 +268,25 @@ def read_status(box: Box) -> dict[str, str] | None:
     return {k.strip(): v.strip() for k, v in fields.items()}
 
 
+def read_procs(box: Box) -> list[tuple[str, str]] | None:
+    """(uid, command) of every process in the container, as the engine lists them (`docker
+    top` runs ps on the engine's host: nothing needs to exist inside the image)."""
+    proc = _run(["docker", "top", box.id, "-o", "pid,uid,comm"], timeout=15)
+    if proc.returncode != 0:
+        return None
+    rows = [line.split(None, 2) for line in proc.stdout.splitlines()[1:] if line.strip()]
+    return [(row[1], row[2] if len(row) > 2 else "?") for row in rows if len(row) >= 2]
+
+
+def _procs(procs: list[tuple[str, str]] | None) -> str:
+    if procs is None:
+        return "n/a"
+    by_uid: dict[str, int] = {}
+    for uid, _ in procs:
+        by_uid[uid] = by_uid.get(uid, 0) + 1
+    return " ".join(f"{n}x{'root' if uid == '0' else uid}" for uid, n in sorted(by_uid.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else -1))
+
+
 # --- judging -----------------------------------------------------------------------------
 
 
@@ -311,6 +331,7 @@ def judge(box: Box, want: Expect | None, waited: bool = True) -> Row:
     row = Row({
         "service": box.label,
         "uid": f"{uid}:{gid}" if uid is not None else f"{na} (user {(box.inspect.get('Config') or {}).get('User') or 'root'})",
+        "procs": _procs(box.procs),
         "read-only": "yes" if host.get("ReadonlyRootfs") else "no",
         "CapEff": na if capeff is None else _capeff(capeff),
         "NoNewPrivs": na if nnp is None else nnp,
@@ -337,6 +358,9 @@ def judge(box: Box, want: Expect | None, waited: bool = True) -> Row:
             row.fail("uid", f"runs as uid {uid}, the file asks for user {want.user}")
         elif gid is not None and asked_gid.isdigit() and gid != asked_gid:
             row.fail("uid", f"runs as gid {gid}, the file asks for user {want.user}")
+        rooted = sorted({command for pid_uid, command in box.procs or [] if pid_uid == "0"})
+        if rooted:
+            row.fail("procs", f"process {', '.join(rooted)} runs as root, the file asks for user {want.user}")
     if want.read_only and not host.get("ReadonlyRootfs"):
         row.fail("read-only", "root filesystem is writable, the file asks for read_only: true")
     if want.drop_all:
@@ -509,6 +533,7 @@ def _verify(project: Project, model: dict[str, Any], timeout: int) -> int:
     for box in boxes:
         if box.state.get("Status") == "running":
             box.status = read_status(box)
+            box.procs = read_procs(box)
     final = {b.id: b for b in project.boxes()}  # catch a container that died while we looked
     for box in boxes:
         if box.id in final:

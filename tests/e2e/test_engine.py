@@ -356,12 +356,16 @@ def test_verify_passes_on_the_readme_example(engine: dict[str, str]) -> None:
     assert project and not leftovers(project), leftovers(project)
     assert hashlib.sha256(EXAMPLE.read_bytes()).hexdigest() == before  # the file is never touched
     lines = out.splitlines()
-    assert lines[0].split() == ["SERVICE", "UID", "READ-ONLY", "CAPEFF", "NONEWPRIVS", "MEMORY", "CPUS", "PIDS", "STATE"]
+    assert lines[0].split() == ["SERVICE", "UID", "PROCS", "READ-ONLY", "CAPEFF", "NONEWPRIVS", "MEMORY", "CPUS", "PIDS", "STATE"]
     rows = {line.split()[0]: line for line in lines[1:4]}
     assert set(rows) == {"web", "db", "cache"}
-    assert rows["db"].split()[1:3] == ["999:999", "yes"] and rows["cache"].split()[1:3] == ["999:999", "yes"]
-    # nginx keeps its root master with exactly CHOWN, SETGID, SETUID (0x1 | 0x40 | 0x80)
+    for name in ("db", "cache"):  # every process of the container, not only PID 1, runs as 999
+        uid, procs, read_only = rows[name].split()[1:4]
+        assert uid == "999:999" and re.fullmatch(r"\d+x999", procs) and read_only == "yes", rows[name]
+    # nginx keeps its root master with exactly CHOWN, SETGID, SETUID (0x1 | 0x40 | 0x80);
+    # its workers run as nginx (101)
     assert "0:0 (root kept)" in rows["web"] and "0xc1 CHOWN,SETGID,SETUID" in rows["web"]
+    assert re.search(r"\b1xroot \d+x101\b", rows["web"]), rows["web"]
     assert all("!" not in row and row.rstrip().endswith("running") for row in rows.values())
     assert "OK: 3 container(s) of 3 service(s)" in out
 
