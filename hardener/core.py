@@ -152,7 +152,7 @@ def harden_text(text: str, profile: Profile, skip: frozenset[str] = frozenset(),
 
 
 def _harden(text: str, profile: Profile, skip: frozenset[str], project: Project) -> Result:
-    if not text.strip():
+    if not text.lstrip("\ufeff").strip():
         raise HardenError("empty file; not a Compose file")
     facts, documents = document.parse(text)
     if all(doc.tree is None for doc in documents):
