@@ -212,3 +212,29 @@ def test_bad_project_profile_fails_its_project_only(tmp_path: Path):
     assert len(errors) == 1 and errors[0].startswith(str(bad / "compose.yaml")) and ".harden.yaml" in errors[0] and "memroy" in errors[0]
     assert (bad / "compose.yaml").read_text() == PLAIN
     assert "read_only: true" in (good / "compose.yaml").read_text()
+
+
+def test_pre_commit_hooks_match_discovery_and_run():
+    """The hooks in .pre-commit-hooks.yaml select the same file names as directory discovery
+    and run commands that exist."""
+    import fnmatch
+    import re
+    import shlex
+
+    from ruamel.yaml import YAML
+
+    from hardener.files import PATTERNS
+
+    hooks = YAML(typ="safe").load((Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml").read_text())
+    names = ["compose.yaml", "compose.yml", "compose.override.yaml", "compose.prod.yml", "docker-compose.yml",
+             "docker-compose.override.yaml", "docker-compose-dev.yml", "app.compose.yaml", "a.b.compose.yml",
+             "compose.yaml.bak", "my-compose.yaml", "compose.json", "values.yaml", "composer.yaml", "docker-compose.yml.orig"]
+    assert {h["id"] for h in hooks} == {"harden-check", "harden-fix"}
+    for hook in hooks:
+        for name in names:
+            for path in (name, f"deploy/stack/{name}"):
+                expected = any(fnmatch.fnmatchcase(name, p) for p in PATTERNS)
+                assert bool(re.search(hook["files"], path)) == expected, (hook["id"], path)
+        command, *args = shlex.split(hook["entry"])
+        assert command == "harden"
+        assert run(*args, "--help").exit_code == 0
