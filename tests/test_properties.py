@@ -127,7 +127,10 @@ def list_value(draw, key: str, pool: list[str], col: int, style: Style, allow_st
         return [f"{pad}{key}: ["] + [f"{inner_pad}{r}," for r in rendered[:-1]] + [f"{inner_pad}{rendered[-1]}", f"{pad}]{draw(comment())}"]
     lines = [f"{pad}{key}:{draw(comment())}"]
     dash = " " * (col + style.dash)
-    lines += [f"{dash}- {draw(scalar(i))}{draw(comment())}" for i in items]
+    for item in items:
+        lines.append(f"{dash}- {draw(scalar(item))}{draw(comment())}")
+        if draw(st.integers(0, 5)) == 0:  # a commented-out item
+            lines.append(f"{dash}# - {draw(st.sampled_from(pool))}")
     return lines
 
 
@@ -172,6 +175,8 @@ def setting(draw, key: str, col: int, style: Style, fragment: bool = False) -> l
             return draw(list_value("volumes", VOLUMES, col, style))
         target = draw(st.sampled_from(["/tmp", "/var/lib/grafana", "/data"]))
         dash = " " * (col + style.dash)
+        if draw(st.booleans()):  # a tmpfs in the long syntax: /tmp must not get a second mount
+            return [f"{pad}volumes:", f"{dash}- type: tmpfs", f"{dash}  target: {target}{end}", f"{dash}  tmpfs:", f"{dash}    size: 1000000"]
         return [f"{pad}volumes:", f"{dash}- type: volume", f"{dash}  source: data", f"{dash}  target: {target}"]
     if key == "environment":
         if draw(st.booleans()):
@@ -260,7 +265,7 @@ def between(draw, col: int) -> list[str]:
     """Blank lines and comments between two services."""
     return draw(st.sampled_from([
         [], [], [""], ["", f"{' ' * col}# the next service"], [f"{' ' * col}# next"], ["# at column 0", ""],
-        ["", ""], [f"{' ' * (col + 2)}# indented deeper"],
+        ["", ""], [f"{' ' * (col + 2)}# indented deeper"], [" "], ["", " " * col, f"{' ' * col}# after a line of spaces"],
     ]))
 
 
