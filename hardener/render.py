@@ -133,9 +133,10 @@ def _refined(edits: list[tuple[str, int, int, int, int]], r0_lines: list[str], r
             continue
         keys = SequenceMatcher(None, [_key(x) for x in r0_lines[i1:i2]], [_key(x) for x in r1_lines[j1:j2]], autojunk=False)
         for sub, a1, a2, b1, b2 in keys.get_opcodes():
-            if sub == "equal":  # the same keys in order: one replacement per line
+            if sub == "equal":  # the same keys in order: one replacement per changed line
                 for k in range(a2 - a1):
-                    yield "replace", i1 + a1 + k, i1 + a1 + k + 1, j1 + b1 + k, j1 + b1 + k + 1
+                    i, j = i1 + a1 + k, j1 + b1 + k
+                    yield ("equal" if r0_lines[i] == r1_lines[j] else "replace"), i, i + 1, j, j + 1
             else:
                 yield sub, i1 + a1, i1 + a2, j1 + b1, j1 + b1 + (b2 - b1)
 
