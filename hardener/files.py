@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import oracle
+from . import document, oracle
 from .model import HardenError, Result, Status
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -38,8 +38,10 @@ class FileOutcome:
 
 
 def discover(paths: list[str], recursive: bool = False) -> list[str]:
-    """Expand directories into the Compose files they hold; keep files and "-" as given."""
+    """Expand directories into the Compose files they hold, and the files those bring into
+    their project (`references`); keep files and "-" as given."""
     out: list[str] = []
+    found_in_dirs: list[str] = []
     for raw in paths:
         path = Path(raw)
         if raw == "-" or not os.path.isdir(raw):  # False, not an exception, where it cannot be reached
@@ -51,6 +53,52 @@ def discover(paths: list[str], recursive: bool = False) -> list[str]:
         files = sorted(str(p) for p in found if os.path.isfile(p) and ".git" not in p.parts)
         # A directory with nothing in it stays in the list: `process` reports it as an error.
         out += files or [raw]
+        found_in_dirs += files
+    seen = {os.path.realpath(p) for p in out if p != "-"}
+    queue = list(found_in_dirs)
+    while queue:
+        for target in references(queue.pop()):
+            if os.path.realpath(target) not in seen:
+                seen.add(os.path.realpath(target))
+                out.append(target)
+                queue.append(target)
+    return out
+
+
+_REMOTE = ("git@", "oci://", "http://", "https://", "ssh://", "git://")
+
+
+def references(path: str) -> list[str]:
+    """Local files `path` brings into its project: its `include:` entries (short and long
+    syntax) and the `extends: {file: ...}` of its services, relative to its directory.
+    Remote includes and paths with `${VAR}` are not followed; an unreadable file has none."""
+    try:
+        data = read_bytes(path)
+        if b"include" not in data and b"extends" not in data:
+            return []
+        _, documents = document.parse(decode(data))
+    except (HardenError, RecursionError):
+        return []
+    named: list[object] = []
+    for doc in documents:
+        tree = doc.tree if isinstance(doc.tree, dict) else {}
+        includes = tree.get("include")
+        for entry in includes if isinstance(includes, list) else []:
+            value = entry.get("path") if isinstance(entry, dict) else entry
+            named += value if isinstance(value, list) else [value]
+        services = tree.get("services")
+        for service in services.values() if isinstance(services, dict) else []:
+            extends = service.get("extends") if isinstance(service, dict) else None
+            if isinstance(extends, dict):
+                named.append(extends.get("file"))
+    base = os.path.dirname(path)
+    out = []
+    for ref in named:
+        if not isinstance(ref, str) or not ref or "$" in ref or ref.startswith(_REMOTE):
+            continue
+        target = os.path.normpath(os.path.join(base, os.path.expanduser(ref)))
+        if os.path.isfile(target) and target not in out:
+            out.append(target)
     return out
 
 

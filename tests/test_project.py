@@ -195,3 +195,42 @@ def test_base_alone_refused_when_its_override_would_clash(tmp_path: Path):
     assert result.exit_code == 2
     assert "merged project compose.yaml + compose.override.yaml" in result.stderr
     assert (tmp_path / "compose.yaml").read_text() == BASE
+
+
+@needs_compose
+def test_directory_brings_in_its_include_and_extends_targets(tmp_path: Path):
+    """`harden fix DIR` hardens the files DIR's Compose files include or extend, wherever
+    they sit (short and long `include:` syntax, `extends: file:`), transitively, each once."""
+    project, infra = tmp_path / "app", tmp_path / "infra"
+    (project / "cache").mkdir(parents=True)
+    infra.mkdir()
+    (infra / "db.yaml").write_text("services:\n  db:\n    image: example/db:1.0\n")
+    (infra / "queue.yaml").write_text("services:\n  queue:\n    image: example/queue:1.0\n")
+    (project / "cache" / "cache.yml").write_text("include:\n  - ../../infra/queue.yaml\nservices:\n  cache:\n    image: example/cache:1.0\n")
+    (project / "common.yml").write_text("services:\n  base:\n    image: example/app:1.0\n")
+    (project / "compose.yaml").write_text(
+        "include:\n  - ../infra/db.yaml\n  - path: cache/cache.yml\n"
+        "services:\n  api:\n    extends:\n      file: common.yml\n      service: base\n    command: [serve]\n")
+    before = merged_config(project, "compose.yaml")
+    assert sorted(before["services"]) == ["api", "cache", "db", "queue"]
+
+    result = runner.invoke(app, ["fix", "--format", "json", str(project)])
+    assert result.exit_code == 0, result.output
+    written = sorted(os.path.relpath(f["path"], tmp_path) for f in json.loads(result.stdout)["files"] if f["written"])
+    assert written == ["app/cache/cache.yml", "app/common.yml", "infra/db.yaml", "infra/queue.yaml"]  # api inherits all from base
+    after = merged_config(project, "compose.yaml")
+    for name, svc in after["services"].items():
+        assert svc["read_only"] is True and svc["security_opt"] == ["no-new-privileges:true"] and svc["cap_drop"] == ["ALL"], name
+    assert runner.invoke(app, ["check", str(project)]).exit_code == 0  # nothing left, each file once
+
+
+def test_references_that_are_not_followed(tmp_path: Path):
+    from hardener.files import references
+
+    (tmp_path / "local.yaml").write_text("services: {}\n")
+    (tmp_path / "compose.yaml").write_text(
+        "include:\n  - oci://registry.example/app:1\n  - git@github.com:acme/stack.git\n  - ${EXTRA:-local.yaml}\n"
+        "  - missing.yaml\n  - path: [local.yaml, local.yaml]\nservices:\n  a:\n    image: x\n    extends: {file: local.yaml, service: b}\n")
+    assert references(str(tmp_path / "compose.yaml")) == [str(tmp_path / "local.yaml")]
+    (tmp_path / "broken.yaml").write_text("include: [unclosed\n")
+    assert references(str(tmp_path / "broken.yaml")) == []
