@@ -72,34 +72,62 @@ def references(path: str) -> list[str]:
     """Local files `path` brings into its project: its `include:` entries (short and long
     syntax) and the `extends: {file: ...}` of its services, relative to its directory.
     Remote includes and paths with `${VAR}` are not followed; an unreadable file has none."""
+    return list(dict.fromkeys(target for entry in _referenced(path) for target in entry))
+
+
+def merged_includes(path: str) -> list[list[str]]:
+    """The `include:` entries of `path` that name several files (`path: [a, b]`): Compose
+    merges each such list into one project, in that order."""
+    return [entry for entry in _referenced(path, includes_only=True) if len(entry) > 1]
+
+
+_parsed: dict[tuple[str, int, int], list[tuple[bool, list[object]]]] = {}
+
+
+def _referenced(path: str, includes_only: bool = False) -> list[list[str]]:
+    """Per `include:` entry / `extends`, the local files it names that exist."""
     try:
-        data = read_bytes(path)
-        if b"include" not in data and b"extends" not in data:
-            return []
-        _, documents = document.parse(decode(data))
-    except (HardenError, RecursionError):
+        info = os.stat(path)
+        key = (os.path.realpath(path), info.st_mtime_ns, info.st_size)
+        if key not in _parsed:
+            _parsed[key] = _named(read_bytes(path))
+    except (OSError, HardenError, RecursionError):
         return []
-    named: list[object] = []
+    base = os.path.dirname(path)
+    out = []
+    for is_include, refs in _parsed[key]:
+        if includes_only and not is_include:
+            continue
+        targets = []
+        for ref in refs:
+            if not isinstance(ref, str) or not ref or "$" in ref or ref.startswith(_REMOTE):
+                continue
+            target = os.path.normpath(os.path.join(base, os.path.expanduser(ref)))
+            if os.path.isfile(target):
+                targets.append(target)
+        if targets:
+            out.append(targets)
+    return out
+
+
+def _named(data: bytes) -> list[tuple[bool, list[object]]]:
+    """(is an include, the paths named) of every `include:` entry and `extends: file:`."""
+    if b"include" not in data and b"extends" not in data:
+        return []
+    _, documents = document.parse(decode(data))
+    named: list[tuple[bool, list[object]]] = []
     for doc in documents:
         tree = doc.tree if isinstance(doc.tree, dict) else {}
         includes = tree.get("include")
         for entry in includes if isinstance(includes, list) else []:
             value = entry.get("path") if isinstance(entry, dict) else entry
-            named += value if isinstance(value, list) else [value]
+            named.append((True, list(value) if isinstance(value, list) else [value]))
         services = tree.get("services")
         for service in services.values() if isinstance(services, dict) else []:
             extends = service.get("extends") if isinstance(service, dict) else None
             if isinstance(extends, dict):
-                named.append(extends.get("file"))
-    base = os.path.dirname(path)
-    out = []
-    for ref in named:
-        if not isinstance(ref, str) or not ref or "$" in ref or ref.startswith(_REMOTE):
-            continue
-        target = os.path.normpath(os.path.join(base, os.path.expanduser(ref)))
-        if os.path.isfile(target) and target not in out:
-            out.append(target)
-    return out
+                named.append((False, [extends.get("file")]))
+    return named
 
 
 _UTF16_32 = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}

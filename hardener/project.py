@@ -24,7 +24,7 @@ from typing import Any
 from . import document, oracle
 from .core import harden_text
 from .inherit import merge
-from .files import FileOutcome, atomic_write, decode, read_bytes, error_result, loader_check
+from .files import FileOutcome, atomic_write, decode, read_bytes, error_result, loader_check, merged_includes
 from .model import CONTROLS, HardenError, Project, Result, Status
 from .profile import Profile, profile_for
 
@@ -33,7 +33,20 @@ _OVERLAY = re.compile(r"^(docker-)?compose\.[^.]+\.ya?ml$")
 
 
 def group(paths: list[str]) -> list[list[str]]:
-    """Split paths into projects: per directory, the base file then its overrides."""
+    """Split paths into projects: per directory, the base file then its overrides; the
+    files one `include:` entry merges (`path: [a, b]`) are one project, in that order."""
+    groups = _by_directory(paths)
+    given = {os.path.realpath(p): p for p in paths}
+    for path in paths:
+        for entry in merged_includes(path):
+            members = [given[os.path.realpath(m)] for m in entry if os.path.realpath(m) in given]
+            if len(members) < 2 or any(members == g for g in groups):
+                continue
+            groups = [rest for g in groups if (rest := [p for p in g if p not in members])] + [members]
+    return groups
+
+
+def _by_directory(paths: list[str]) -> list[list[str]]:
     by_dir: dict[str, list[str]] = {}
     for path in paths:
         by_dir.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)

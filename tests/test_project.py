@@ -234,3 +234,21 @@ def test_references_that_are_not_followed(tmp_path: Path):
     assert references(str(tmp_path / "compose.yaml")) == [str(tmp_path / "local.yaml")]
     (tmp_path / "broken.yaml").write_text("include: [unclosed\n")
     assert references(str(tmp_path / "broken.yaml")) == []
+
+
+@needs_compose
+def test_an_include_that_merges_several_files_is_one_project(tmp_path: Path):
+    """`include: [{path: [base, extend]}]` merges the two like `-f base -f extend`: planned
+    as one project, so the merged model has no duplicate list entry."""
+    (tmp_path / "stack").mkdir()
+    (tmp_path / "stack" / "base.yaml").write_text("services:\n  web:\n    image: example/web:1.0\n")
+    (tmp_path / "stack" / "extend.yaml").write_text("services:\n  web:\n    image: example/web:2.0\n    environment: {MODE: x}\n")
+    (tmp_path / "compose.yaml").write_text("include:\n  - path:\n      - stack/base.yaml\n      - stack/extend.yaml\n")
+    assert group([str(tmp_path / "compose.yaml"), str(tmp_path / "stack" / "base.yaml"), str(tmp_path / "stack" / "extend.yaml")]) == [
+        [str(tmp_path / "compose.yaml")], [str(tmp_path / "stack" / "base.yaml"), str(tmp_path / "stack" / "extend.yaml")]]
+    result = runner.invoke(app, ["fix", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "security_opt" in (tmp_path / "stack" / "base.yaml").read_text()
+    assert "security_opt" not in (tmp_path / "stack" / "extend.yaml").read_text()  # merged onto base: nothing missing
+    web = merged_config(tmp_path, "compose.yaml")["services"]["web"]
+    assert web["image"] == "example/web:2.0" and web["security_opt"] == ["no-new-privileges:true"] and web["read_only"] is True
