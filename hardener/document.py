@@ -40,10 +40,11 @@ class TextFacts:
     """How the file is written at the byte level; restored on output."""
 
     bom: bool
-    newline: str  # "\n", "\r\n", or "\r" (a file with CR line ends only)
+    newline: str  # "\n", "\r\n", or "\r": CRLF where any line has it, else LF where any has it
     final_newline: bool
-    # A CRLF file with some LF-only lines: its LF lines, and the indices of the LF-only ones.
-    mixed: tuple[tuple[str, ...], frozenset[int]] | None = None
+    # Lines ending otherwise than `newline` (mixed endings, a lone CR - a line break for
+    # YAML): the file's lines, and the index -> line end of those.
+    mixed: tuple[tuple[str, ...], dict[int, str]] | None = None
 
 
 @dataclass
@@ -57,21 +58,22 @@ class Document:
     indent: tuple[int, int, int]  # mapping, sequence, offset for the emitter
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def split_facts(text: str) -> tuple[TextFacts, str]:
-    """Strip BOM and CRLF; return the facts and LF text that ends with a newline."""
+    """Strip BOM and line ends; return the facts and LF text that ends with a newline."""
     bom = text.startswith(BOM)
     if bom:
         text = text[1:]
-    newline = "\r\n" if "\r\n" in text else "\r" if "\r" in text and "\n" not in text else "\n"
+    newline = "\r\n" if "\r\n" in text else "\n" if "\n" in text else "\r" if "\r" in text else "\n"
     mixed = None
-    if newline == "\r":
-        text = text.replace("\r", "\n")
-    if newline == "\r\n":
-        pieces = text.split("\n")
-        lf_only = frozenset(i for i, piece in enumerate(pieces[:-1]) if not piece.endswith("\r"))
-        text = text.replace("\r\n", "\n")
-        if lf_only:
-            mixed = (tuple(text.split("\n")), lf_only)
+    if newline != "\n" or "\r" in text:
+        ends = _LINE_END.findall(text)
+        text = _LINE_END.sub("\n", text)
+        others = {i: end for i, end in enumerate(ends) if end != newline}
+        if others:
+            mixed = (tuple(text.split("\n")), others)
     final_newline = text.endswith("\n") or text == ""
     if not final_newline:
         text += "\n"
@@ -83,21 +85,21 @@ def join_facts(facts: TextFacts, text: str) -> str:
     if not facts.final_newline and text.endswith("\n"):
         text = text[:-1]
     if facts.mixed is not None:
-        text = _restore_mixed(facts.mixed, text)
+        text = _restore_mixed(facts.mixed, text, facts.newline)
     elif facts.newline != "\n":
         text = text.replace("\n", facts.newline)
     return (BOM if facts.bom else "") + text
 
 
-def _restore_mixed(mixed: tuple[tuple[str, ...], frozenset[int]], text: str) -> str:
-    """CRLF everywhere, except on the lines that were LF-only in the original (found by
-    matching unchanged lines); inserted lines take CRLF."""
-    original, lf_only = mixed
+def _restore_mixed(mixed: tuple[tuple[str, ...], dict[int, str]], text: str, newline: str) -> str:
+    """`newline` everywhere, except on the lines that ended otherwise in the original (found
+    by matching unchanged lines); inserted lines take `newline`."""
+    original, others = mixed
     lines = text.split("\n")
-    keep_lf = set()
+    ends: dict[int, str] = {}
     for a, b, size in SequenceMatcher(None, original, lines, autojunk=False).get_matching_blocks():
-        keep_lf.update(b + k for k in range(size) if a + k in lf_only)
-    return "".join(line + ("\n" if j in keep_lf else "\r\n") for j, line in enumerate(lines[:-1])) + lines[-1]
+        ends.update((b + k, others[a + k]) for k in range(size) if a + k in others)
+    return "".join(line + ends.get(j, newline) for j, line in enumerate(lines[:-1])) + lines[-1]
 
 
 def split_documents(text: str) -> list[tuple[int, str]]:

@@ -12,7 +12,7 @@ HARDENING_WORDS = (
 
 def _lines(text: str) -> list[str]:
     lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
+    if lines and not lines[-1].endswith(("\n", "\r")):  # the last line, without its line break
         lines[-1] += "\r\n" if "\r\n" in text else "\n"
     return lines
 
@@ -38,5 +38,5 @@ def lost_lines(original: str, output: str) -> list[str]:
 
 
 def facts(text: str) -> tuple[bool, bool, bool]:
-    """(BOM, CRLF, final newline) of a text."""
-    return text.startswith("\ufeff"), "\r\n" in text, text.endswith("\n")
+    """(BOM, CRLF, final line break) of a text (a lone CR is a line break for YAML)."""
+    return text.startswith("\ufeff"), "\r\n" in text, text.endswith(("\n", "\r"))

@@ -526,8 +526,12 @@ def test_damaged_input_never_crashes_and_never_writes_damage(text: str):
         # a lone CR is a line break for YAML but not for Python's split("\n")
         "services:\r\n  a:\r\n    image: busybox\r\n    deploy:\r#\n      replicas: 2\r\n",
         "services:\r  a:\r    image: busybox\r",
+        # found by the deep profile, fixed in document.split_facts: a lone CR in an LF file
+        # is a line break for YAML; it now keeps its line (and its CR) like any line end
+        '# header\n---\nservices:\n  cache: &svc_cache\n    image: caddy:2\n    labels:\n      com.example.team: "platform"\n    # ports:\n    #   - "8080:8\r',
+        "services:\n  cache:\n    image: 'grafana/grafana:10.2.0'  # see README\n    labels:\n      team: \"platform\"\n    # ports\r   #   - \"8080:80\"\n",
     ],
-    ids=["int-key", "null-key", "self-merge", "lone-cr-in-crlf", "cr-only"],
+    ids=["int-key", "null-key", "self-merge", "lone-cr-in-crlf", "cr-only", "lone-cr-at-end-of-lf-file", "lone-cr-in-lf-comment"],
 )
 def test_damaged_examples(text: str):
     test_damaged_input_never_crashes_and_never_writes_damage.hypothesis.inner_test(text)
