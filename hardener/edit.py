@@ -196,20 +196,20 @@ def _detach_trailing(node: Any, column: int | None = None) -> str | None:
         return None
     lines = rest.splitlines(keepends=True)
     keep = 0
-    # After a block scalar ruamel emits what stays on its token dedented, after every
-    # key: move it all, so comments keep their indentation (below the new keys).
-    while keep < len(lines) and not isinstance(value, (LiteralScalarString, FoldedScalarString)):
+    while keep < len(lines):
         stripped = lines[keep].lstrip(" ")
         if not stripped.startswith("#") or len(lines[keep]) - len(stripped) < column:
             break
         keep += 1
-    head += "".join(lines[:keep])
+    if isinstance(value, (LiteralScalarString, FoldedScalarString)) and keep:
+        # The token's first line is written at the token's column: keep that indentation.
+        head = lines[0][column_of_first:] + "".join(lines[1:keep])
+    else:
+        head += "".join(lines[:keep])
     moved = "".join(lines[keep:])
     if not moved:
         return None
-    if head in ("", "\n") and not isinstance(value, (LiteralScalarString, FoldedScalarString)):
-        entry[slot] = None
-    elif head == "":
+    if head in ("", "\n"):
         entry[slot] = None
     else:
         token.value = head
