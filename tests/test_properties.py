@@ -191,8 +191,8 @@ def setting(draw, key: str, col: int, style: Style, fragment: bool = False) -> l
         return draw(st.sampled_from([
             [f'{pad}command: ["run", "--port", "80"]{end}'],
             [f"{pad}command: serve --verbose{end}"],
-            [f"{pad}command: >", f"{inner}sh -c 'sleep 1", f"{inner}&& exec app'"]
-            + ([f"{pad}working_dir: /app"] if "comment_after_last_block_scalar" in GATED else []),
+            [f"{pad}command: >", f"{inner}sh -c 'sleep 1", f"{inner}&& exec app'"],
+            [f"{pad}command: |", f"{inner}run", f"{pad}# about the command"],
             [f"{pad}command:", f'{inner}[', f'{inner}{inner}"/bin/sh",', f'{inner}{inner}"-c"', f"{inner}]{end}"],
         ]))
     if key == "healthcheck":
