@@ -320,6 +320,20 @@ def own_keys(mapping: CommentedMap) -> list[Any]:
     return [k for k in mapping.keys() if k in own]
 
 
+def merge_position(mapping: CommentedMap) -> int | None:
+    """Where `<<:` is written among the mapping's own keys (0: first), if it has one."""
+    merge = getattr(mapping, "merge", None)
+    if not merge:
+        return None
+    position = getattr(merge, "merge_pos", None)  # ruamel.yaml >= 0.19
+    if position is None:
+        try:
+            position = merge[0][0]  # earlier: a list of (position, mapping)
+        except (TypeError, IndexError, KeyError):
+            return None
+    return position if isinstance(position, int) else None
+
+
 def key_line(mapping: Any, key: Any, first_line: int = 0) -> int | None:
     """1-based line of `key` in the file, where the tree knows it."""
     try:

@@ -16,7 +16,7 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarString, LiteralScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from .document import own_keys
+from .document import merge_position, own_keys
 from .model import Change, HardenError, Op
 
 _COMMENT = 2  # slot of the comment after a mapping value in ca.items
@@ -172,6 +172,9 @@ def _detach_trailing(node: Any, column: int | None = None) -> str | None:
     if last is None:
         return None
     key, slot = last
+    merge_at = merge_position(node) if isinstance(node, CommentedMap) else None
+    if merge_at is not None and merge_at >= len(own_keys(node)):
+        return None  # `<<:` is written after the last key: what follows that key precedes it
     value = node[key]
     if column is None:
         column = _key_column(node)

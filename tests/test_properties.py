@@ -530,8 +530,11 @@ def test_damaged_input_never_crashes_and_never_writes_damage(text: str):
         # is a line break for YAML; it now keeps its line (and its CR) like any line end
         '# header\n---\nservices:\n  cache: &svc_cache\n    image: caddy:2\n    labels:\n      com.example.team: "platform"\n    # ports:\n    #   - "8080:8\r',
         "services:\n  cache:\n    image: 'grafana/grafana:10.2.0'  # see README\n    labels:\n      team: \"platform\"\n    # ports\r   #   - \"8080:80\"\n",
+        # found by the deep profile, fixed in edit: with `<<:` written after a service's last
+        # key, the blank line before `<<:` is not the service's trailing block to move
+        "x-common: &common\n    cap_drop: []\nservices:\n    web:\n        image: caddy\n \n        <<: *common\n        # ports:\n\nvolumes:\n    data: {}\n",
     ],
-    ids=["int-key", "null-key", "self-merge", "lone-cr-in-crlf", "cr-only", "lone-cr-at-end-of-lf-file", "lone-cr-in-lf-comment"],
+    ids=["int-key", "null-key", "self-merge", "lone-cr-in-crlf", "cr-only", "lone-cr-at-end-of-lf-file", "lone-cr-in-lf-comment", "merge-key-after-blank-line"],
 )
 def test_damaged_examples(text: str):
     test_damaged_input_never_crashes_and_never_writes_damage.hypothesis.inner_test(text)
