@@ -250,7 +250,9 @@ def service(draw, name: str, col: int, style: Style, merges: list[str], anchor: 
     for key in draw(service_keys()):
         body.append(draw(setting(key, key_col, style)))
     order = draw(st.permutations(range(len(body)))) if draw(st.integers(0, 3)) == 0 else range(len(body))
-    for index in order:
+    for position, index in enumerate(order):
+        if position and draw(st.integers(0, 7)) == 0:  # a blank line (or one of spaces) inside the service
+            lines.append(draw(st.sampled_from(["", " " * key_col])))
         lines += body[index]
     if len(lines) == 1:
         lines.append(f"{' ' * key_col}image: busybox")
