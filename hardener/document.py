@@ -366,15 +366,22 @@ def _tagged(constructor: SafeConstructor, suffix: str, node: Any) -> Any:
 _DataConstructor.add_multi_constructor("!", _tagged)
 
 
+def safe_load_all(text: str) -> list[Any]:
+    """Every document as the safe loader builds it (libyaml's parser where installed;
+    unknown tags such as `!reset` kept as `scalar()` keeps them). Aliases stay shared
+    objects: nothing is expanded here."""
+    yaml = YAML(typ="safe")
+    yaml.Constructor = _DataConstructor
+    return list(yaml.load_all(text))
+
+
 def load_data(text: str) -> list[Any]:
     """Plain data of every document, read by a second loader (libyaml's parser where
     installed): what the safety net compares against the intended data. Where that
     YAML 1.1 parser refuses what the file's author wrote (e.g. `[a:b]` in a flow list,
     valid YAML 1.2 that Compose reads), the round-trip loader reads it instead."""
-    yaml = YAML(typ="safe")
-    yaml.Constructor = _DataConstructor
     try:
-        return [plain(doc) for doc in yaml.load_all(text)]
+        return [plain(doc) for doc in safe_load_all(text)]
     except YAMLError:
         _, documents = parse(text)
         return [plain(doc.tree) if doc.tree is not None else None for doc in documents]

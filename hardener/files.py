@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from ruamel.yaml.error import YAMLError
 
 from . import document, oracle
 from .model import HardenError, Result, Status
@@ -110,14 +113,22 @@ def _referenced(path: str, includes_only: bool = False) -> list[list[str]]:
     return out
 
 
+_MAY_REFER = re.compile(rb"""(?m)^["']?include["']?[ \t]*:|^[ \t]+["']?extends["']?[ \t]*:""")
+
+
 def _named(data: bytes) -> list[tuple[bool, list[object]]]:
-    """(is an include, the paths named) of every `include:` entry and `extends: file:`."""
-    if b"include" not in data and b"extends" not in data:
+    """(is an include, the paths named) of every `include:` entry and `extends: file:`.
+    Read with the fast safe loader, looking only at those keys (aliases are never expanded);
+    a file it cannot read names nothing (hardening it reports why)."""
+    if not _MAY_REFER.search(data):
         return []
-    _, documents = document.parse(decode(data))
+    try:
+        trees = document.safe_load_all(decode(data))
+    except (YAMLError, ValueError, TypeError, RecursionError):
+        return []
     named: list[tuple[bool, list[object]]] = []
-    for doc in documents:
-        tree = doc.tree if isinstance(doc.tree, dict) else {}
+    for tree in trees:
+        tree = tree if isinstance(tree, dict) else {}
         includes = tree.get("include")
         for entry in includes if isinstance(includes, list) else []:
             value = entry.get("path") if isinstance(entry, dict) else entry
