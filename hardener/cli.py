@@ -17,8 +17,8 @@ from . import report
 from .core import harden_text
 from .files import MAX_BYTES, FileOutcome, decode, discover, error_result, loader_check, unified_diff
 from .project import process_paths
-from .model import CONTROLS, HardenError, Status
-from .passes import BY_ID
+from .model import HardenError, Status
+from .passes import BY_ID, CONTROLS
 from .profile import Profile, builtin_names, load_profile, profile_for
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Harden Docker Compose files: non-root, read-only, no capabilities, no-new-privileges, limits.")

@@ -13,8 +13,8 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap
 
 from . import data, document, edit, findings, inherit, render, safety
-from .model import CONTROLS, Change, Finding, HardenError, Project, Result, Skip, Status
-from .passes import PASSES
+from .model import Change, Finding, HardenError, Project, Result, Skip, Status
+from .passes import CONTROLS, PASSES
 from .passes.resources import form_of
 from .profile import Profile, resolve
 from .view import ServiceView
@@ -110,6 +110,9 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
             plan.matches.append((view.name, settings.image))
         plan.findings += [replace(f, document=doc.index) for f in findings.scan(view, settings)]
         for hardening in PASSES:
+            if hardening.ID in settings.skip:
+                plan.skips.append(Skip(hardening.ID, view.name, settings.skip[hardening.ID], view.line, doc.index))
+                continue
             planned = hardening.plan(view, settings)
             new = [replace(c, document=doc.index) for c in planned if isinstance(c, Change)]
             plan.skips += [replace(s, document=doc.index) for s in planned if isinstance(s, Skip)]

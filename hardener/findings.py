@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from .model import Finding
 from .profile import Settings
-from .view import ServiceView, as_list, cap_name
+from .values import as_list, cap_name, is_true, unconfined, volume_source
+from .view import ServiceView
 
 _HOST_KEYS = ("network_mode", "pid", "ipc", "userns_mode", "uts", "cgroup")
 
@@ -17,18 +18,17 @@ _HOST_KEYS = ("network_mode", "pid", "ipc", "userns_mode", "uts", "cgroup")
 def scan(service: ServiceView, settings: Settings) -> list[Finding]:
     data, name = service.data, service.name
     out = []
-    if data.get("privileged") is True:
+    if is_true(data.get("privileged")):
         out.append(Finding("privileged", name, "privileged: true gives the container every capability and all host devices", service.line_of("privileged")))
     for key in _HOST_KEYS:
         if str(data.get(key, "")).strip() == "host":
             out.append(Finding("host_namespace", name, f"{key}: host shares the host's {key.split('_')[0]} namespace", service.line_of(key)))
     for volume in as_list(data.get("volumes")):
-        source = volume.get("source") if isinstance(volume, dict) else str(volume).split(":", 1)[0]
+        source = volume_source(volume) if isinstance(volume, dict) else str(volume).split(":", 1)[0]
         if isinstance(source, str) and source.rstrip("/").endswith("docker.sock"):
             out.append(Finding("docker_socket", name, f"mounts the Docker socket ({source}): root on the host", service.line_of("volumes")))
     for entry in as_list(data.get("security_opt")):
-        text = str(entry).replace("=", ":").replace(" ", "").lower()
-        if text in ("seccomp:unconfined", "apparmor:unconfined", "label:disable"):
+        if unconfined(entry):
             out.append(Finding("unconfined", name, f"security_opt {entry} turns a kernel confinement off", service.line_of("security_opt")))
     dangerous = sorted({cap_name(c) for c in as_list(data.get("cap_add")) if isinstance(c, str)} & settings.dangerous_caps)
     if dangerous:

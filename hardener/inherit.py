@@ -14,6 +14,7 @@ from ruamel.yaml.comments import CommentedMap
 
 from . import data
 from .model import Finding, Project
+from .values import as_list, cap_name, is_false, is_root_user, is_true
 from .view import ServiceView
 
 # Lists that Compose concatenates when a service `extends` another.
@@ -76,13 +77,13 @@ def effective(name: Any, model: data.MapNode, depth: int = 0) -> dict[str, Any]:
 def weakening(name: str, own: dict[str, Any], line: int | None) -> list[Finding]:
     """An override that loosens what the base file sets."""
     out = []
-    if own.get("privileged") is True:
+    if is_true(own.get("privileged")):
         out.append(Finding("weakened", name, "override sets privileged: true on a service defined in another file", line))
-    if own.get("read_only") is False:
+    if is_false(own.get("read_only")):
         out.append(Finding("weakened", name, "override sets read_only: false on a service defined in another file", line))
-    if any(str(c).upper() in ("ALL", "CAP_ALL") for c in own.get("cap_add") or []):
+    if any(cap_name(c) == "ALL" for c in as_list(own.get("cap_add"))):
         out.append(Finding("weakened", name, "override adds cap_add: ALL on a service defined in another file", line))
-    if str(own.get("user", "")).split(":")[0] in ("0", "root"):
+    if is_root_user(own.get("user")):
         out.append(Finding("weakened", name, "override runs as root a service defined in another file", line))
     return out
 

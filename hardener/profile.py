@@ -22,6 +22,7 @@ from ruamel.yaml.error import YAMLError
 
 from .images import ImageEntry, TmpfsSpec, load_entries, match_image
 from .model import CONTROLS, HardenError
+from .values import memory_bytes
 
 X_HARDEN_KEYS = ("skip", "user", "tmpfs", "cap_add", "memory", "cpus", "pids")
 
@@ -228,19 +229,6 @@ class Settings:
     requires_mounts: tuple[str, ...] = ()  # data paths the image writes that are no VOLUME
     dangerous_caps: frozenset[str] = frozenset()
     sources: Mapping[str, str] = field(default_factory=dict)
-
-
-def memory_bytes(value: Any) -> float | None:
-    text = str(value).strip().lower()
-    units = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-    if text.endswith("b") and len(text) > 1 and text[-2] in "kmgt":
-        text = text[:-1]
-    try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
-    except ValueError:
-        return None
 
 
 def x_harden(service: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from . import document, oracle
 from .core import harden_text
 from .inherit import merge
 from .files import FileOutcome, atomic_write, decode, read_bytes, error_result, loader_check, merged_includes
-from .model import CONTROLS, HardenError, Project, Result, Status
+from .model import HardenError, Project, Result, Status
+from .passes import CONTROLS
 from .profile import Profile, profile_for
 
 BASES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from .model import Change, Op
-
-_VAR = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -50,21 +47,3 @@ class ServiceView:
                     node = node[key]
                 node[change.path[-1]] = change.new
         return replace(self, data=data, own=self.own | {c.path[0] for c in changes})
-
-
-def is_variable(value: Any) -> bool:
-    """True for a value written with `${VAR}` interpolation: the author's to set."""
-    return isinstance(value, str) and bool(_VAR.search(value))
-
-
-def as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return value
-    return [value]
-
-
-def cap_name(value: Any) -> str:
-    text = str(value).strip().upper()
-    return text[4:] if text.startswith("CAP_") else text

@@ -35,16 +35,15 @@ from __future__ import annotations
 
 from ..model import Change, Op, Skip
 from ..profile import Settings
-from ..view import ServiceView, as_list, cap_name, is_variable
+from ..values import as_list, cap_name, is_true, is_variable
+from ..view import ServiceView
 
 ID = "capabilities"
 SUMMARY = "cap_drop: [ALL] plus only the capabilities the image needs."
 
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
-    if ID in settings.skip:
-        return [Skip(ID, service.name, settings.skip[ID], service.line)]
-    if service.data.get("privileged") is True:
+    if is_true(service.data.get("privileged")):
         return [Skip(ID, service.name, "privileged: true grants every capability; cap_drop would be meaningless", service.line)]
     for key in ("cap_drop", "cap_add"):
         value = service.data.get(key)

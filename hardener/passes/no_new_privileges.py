@@ -25,35 +25,22 @@ Options: `--skip no_new_privileges`.
 
 from __future__ import annotations
 
-import re
-
 from ..model import Change, Op, Skip
 from ..profile import Settings
-from ..view import ServiceView, as_list, is_variable
+from ..values import as_list, is_variable, no_new_privileges
+from ..view import ServiceView
 
 ID = "no_new_privileges"
 SUMMARY = "security_opt: no-new-privileges:true."
 ENTRY = "no-new-privileges:true"
-_NNP = re.compile(r"^\s*no-new-privileges\s*(?:[:=]\s*(\S+))?\s*$", re.IGNORECASE)
-
-
-def setting(entries: list) -> str | None:
-    """'true' / 'false' / the raw value of a no-new-privileges entry, or None."""
-    for entry in entries:
-        match = _NNP.match(str(entry))
-        if match:
-            return (match.group(1) or "true").lower()
-    return None
 
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
-    if ID in settings.skip:
-        return [Skip(ID, service.name, settings.skip[ID], service.line)]
     value = service.data.get("security_opt")
     if value is not None and not isinstance(value, list):
         return [Skip(ID, service.name, f"security_opt is not a list ({value!r}); left to the author", service.line_of("security_opt"))]
     entries = as_list(value)
-    current = setting(entries)
+    current = no_new_privileges(entries)
     if current == "true" or (current is not None and is_variable(current)):
         return []
     if current is not None:

@@ -38,41 +38,23 @@ Options: profile `tmpfs.paths`, `tmpfs.size`; `x-harden: {tmpfs: ["/path:opts"]}
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..images import TmpfsSpec
 from ..model import Change, Op, Skip
 from ..profile import Settings
-from ..view import ServiceView, as_list, is_variable
+from ..values import as_list, is_false, is_variable, mounted_targets, numeric_user
+from ..view import ServiceView
 
 ID = "read_only"
 SUMMARY = "Read-only root filesystem, tmpfs for the paths that must stay writable."
-_NUMERIC_USER = re.compile(r"^(\d+)(?::(\d+))?$")
-
-
-def mounted_targets(service: ServiceView) -> set[str]:
-    """Every container path that already has a mount (tmpfs or volume)."""
-    targets = set()
-    for entry in as_list(service.data.get("tmpfs")):
-        if isinstance(entry, str):
-            targets.add(entry.split(":", 1)[0].rstrip("/") or "/")
-    for volume in as_list(service.data.get("volumes")):
-        if isinstance(volume, dict) and isinstance(volume.get("target"), str):
-            targets.add(volume["target"].rstrip("/") or "/")
-        elif isinstance(volume, str):
-            parts = volume.split(":")
-            target = parts[1] if len(parts) > 1 and parts[1].startswith("/") else parts[0]
-            targets.add(target.rstrip("/") or "/")
-    return targets
 
 
 def tmpfs_entry(spec: TmpfsSpec, user: Any, default_size: str) -> str:
     options = [f"size={spec.size or default_size}"]
-    match = _NUMERIC_USER.match(str(user)) if user is not None else None
-    if spec.owner == "user" and match:
-        uid, gid = match.group(1), match.group(2) or match.group(1)
-        options += [f"uid={uid}", f"gid={gid}"]
+    ids = numeric_user(user) if user is not None else None
+    if spec.owner == "user" and ids:
+        options += [f"uid={ids[0]}", f"gid={ids[1]}"]
     options.append(f"mode={spec.mode or ('0755' if spec.owner == 'root' else '1777')}")
     options.append("exec" if spec.exec else "noexec")
     options += ["nosuid", "nodev"]
@@ -80,18 +62,16 @@ def tmpfs_entry(spec: TmpfsSpec, user: Any, default_size: str) -> str:
 
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
-    if ID in settings.skip:
-        return [Skip(ID, service.name, settings.skip[ID], service.line)]
     out: list[Change | Skip] = []
     setting_now = False
     if service.has("read_only") or (service.inherited("read_only")):
         value = service.data.get("read_only")
-        if value is False or (isinstance(value, str) and value.strip().lower() == "false"):
-            out.append(Skip(ID, service.name, "read_only: false set explicitly; kept", service.line_of("read_only")))
+        if is_false(value):
+            out.append(Skip(ID, service.name, f"read_only: {value if isinstance(value, str) else 'false'} set explicitly; kept", service.line_of("read_only")))
         elif is_variable(value):
             out.append(Skip(ID, service.name, f"read_only set through a variable ({value}); kept", service.line_of("read_only")))
     else:
-        unmounted = [p for p in settings.requires_mounts if p.rstrip("/") not in mounted_targets(service)]
+        unmounted = [p for p in settings.requires_mounts if p.rstrip("/") not in mounted_targets(service.data)]
         if unmounted:
             reason = f"image writes its data to {', '.join(unmounted)} (no VOLUME in the image): mount a volume there first"
             return [Skip(ID, service.name, reason, service.line)]
@@ -112,7 +92,7 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
         if options and not {"noexec", "nosuid"} <= set(options):
             reason = f"existing tmpfs {entry} lacks noexec/nosuid; kept as written"
             out.append(Skip(ID, service.name, reason, service.line_of("tmpfs")))
-    covered = mounted_targets(service)
+    covered = mounted_targets(service.data)
     add = []
     for entry in wanted:
         path = entry.split(":", 1)[0].rstrip("/") or "/"

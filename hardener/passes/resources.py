@@ -64,8 +64,6 @@ def form_of(data: Any) -> str | None:
 
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
-    if ID in settings.skip:
-        return [Skip(ID, service.name, settings.skip[ID], service.line)]
     data = service.data
     form = form_of(data) or (settings.form if settings.form != "auto" else service.file_form) or "short"
     if form == "deploy" and service.inherited("deploy"):

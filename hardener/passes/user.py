@@ -28,21 +28,19 @@ from __future__ import annotations
 
 from ..model import Change, Op, Skip
 from ..profile import Settings
+from ..values import is_root_user, is_true
 from ..view import ServiceView
 
 ID = "user"
 SUMMARY = "Run as a non-root user (quoted uid:gid)."
-ROOT = {"0", "root"}
 
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
-    if ID in settings.skip:
-        return [Skip(ID, service.name, settings.skip[ID], service.line)]
-    if service.data.get("privileged") is True:
+    if is_true(service.data.get("privileged")):
         return [Skip(ID, service.name, "privileged: true service; left as it is (see the privileged finding)", service.line)]
     if service.has("user"):
         value = str(service.data["user"])
-        if value.strip().split(":")[0] in ROOT:
+        if is_root_user(service.data["user"]):
             return [Skip(ID, service.name, f"runs as root by explicit user: {value!r}; kept", service.line_of("user"))]
         return []
     caveat = "volumes and bind mounts must be writable by this uid; root-then-drop entrypoints skip their chown"
