@@ -66,6 +66,10 @@ def _view(doc: document.Document, services: CommentedMap, name: str, model: data
             if line is not None:
                 lines[str(key)] = line
     resolved = data.resolve(current)
+    block = node.get("x-harden") if isinstance(node, CommentedMap) else None
+    config = document.positions(block, doc.first_line, ("x-harden",)) if block is not None else {}
+    if block is not None:
+        config[("x-harden",)] = document.value_position(node, "x-harden", doc.first_line)
     return ServiceView(
         name=str(name),
         data=resolved if isinstance(resolved, dict) else {},
@@ -74,6 +78,7 @@ def _view(doc: document.Document, services: CommentedMap, name: str, model: data
         line=document.key_line(services, name, doc.first_line),
         document=doc.index,
         file_form=file_form,
+        config=config,
     )
 
 
@@ -105,7 +110,7 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
         elif inherit.local_base(view.data) is not None:
             effective = inherit.effective(name, model)
             view = replace(view, data=effective, extended=frozenset(effective) - frozenset(view.data))
-        settings = resolve(profile, view.name, view.data, skip)
+        settings = resolve(profile, view, skip)
         if settings.image:
             plan.matches.append((view.name, settings.image))
         plan.findings += [replace(f, document=doc.index) for f in findings.scan(view, settings)]

@@ -351,6 +351,28 @@ def value_position(mapping: Any, key: Any, first_line: int = 0) -> tuple[int | N
         return None, None
 
 
+def positions(node: Any, first_line: int = 0, path: tuple[Any, ...] = (), depth: int = 0) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """1-based (line, column) of every value below `node`, by path (keys and list indexes)."""
+    out: dict[tuple[Any, ...], tuple[int, int]] = {}
+    if depth > 50:
+        return out
+    if isinstance(node, dict):
+        for key in own_keys(node):
+            line, col = value_position(node, key, first_line)
+            if line is not None and col is not None:
+                out[(*path, scalar(key))] = (line, col)
+            out.update(positions(node[key], first_line, (*path, scalar(key)), depth + 1))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            try:
+                line, col = node.lc.item(index)
+                out[(*path, index)] = (line + 1 + first_line, col + 1)
+            except (AttributeError, KeyError, TypeError, IndexError):
+                pass
+            out.update(positions(item, first_line, (*path, index), depth + 1))
+    return out
+
+
 class _DataConstructor(SafeConstructor):
     """Safe constructor that keeps unknown tags (`!reset`, `!override`) as `scalar()` does."""
 

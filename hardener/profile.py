@@ -23,6 +23,7 @@ from ruamel.yaml.error import YAMLError
 from .images import ImageEntry, TmpfsSpec, load_entries, match_image
 from .model import CONTROLS, HardenError
 from .values import memory_bytes
+from .view import ServiceView
 
 X_HARDEN_KEYS = ("skip", "user", "tmpfs", "cap_add", "memory", "cpus", "pids")
 
@@ -256,7 +257,8 @@ def x_harden(service: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {**block, "skip": list(skip)}
 
 
-def resolve(profile: Profile, name: str, service: Mapping[str, Any], cli_skip: frozenset[str] = frozenset()) -> Settings:
+def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = frozenset()) -> Settings:
+    name, service = view.name, view.data
     sources = {k: v for k, v in profile.sources.items()}
     skip: dict[str, str] = {c: f"skipped by profile {profile.name}" for c in profile.skip}
     user, tmpfs, cap_add = profile.user, profile.tmpfs, profile.cap_add

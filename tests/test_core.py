@@ -192,5 +192,5 @@ def test_passes_are_pure_on_plain_views():
     from hardener.profile import resolve
 
     view = ServiceView("app", {"image": "x", "deploy": {"resources": {"limits": {"cpus": "1"}}}}, frozenset({"image", "deploy"}))
-    planned = resources.plan(view, resolve(BASELINE, "app", view.data))
+    planned = resources.plan(view, resolve(BASELINE, view))
     assert [c.path for c in planned] == [("deploy", "resources", "limits", "memory"), ("deploy", "resources", "limits", "pids")]
