@@ -245,3 +245,49 @@ def test_each_repository_is_hardened_with_its_own_harden_yaml(tmp_path: Path):
     assert git(plain, "show", f"{BRANCH}:compose.yaml") == hardened(PLAIN).rstrip("\n")
     assert "(profile team-db)" in git(own, "log", "-1", "--format=%B", BRANCH)
     assert "(profile baseline)" in git(plain, "log", "-1", "--format=%B", BRANCH)
+
+
+def test_an_unexpected_exception_ends_as_that_repositorys_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import hardener.bulk.migrate as migrate
+
+    real = migrate.process_paths
+
+    def process_paths(paths, *args, **kwargs):
+        if any("/boom/" in p for p in paths):
+            raise RuntimeError("simulated failure")
+        return real(paths, *args, **kwargs)
+
+    monkeypatch.setattr(migrate, "process_paths", process_paths)
+    boom = make_repo(tmp_path, "boom", {"compose.yaml": PLAIN})
+    fine = make_repo(tmp_path, "fine", {"compose.yaml": PLAIN})
+    result, state = bulk(tmp_path, "--jobs", "1", str(boom), str(fine))
+    assert result.exit_code == 2, result.output  # an escaped exception would end with exit code 1
+    rec = state["repos"][str(boom.resolve())]
+    assert rec["status"] == "error" and rec["commit"] is None and rec["files"] == []
+    assert rec["message"].startswith("internal error (RuntimeError: simulated failure at test_bulk.py:")
+    assert not has_branch(boom)
+    assert_checkout_as_before(boom)
+    assert state["repos"][str(fine.resolve())]["status"] == "committed" and has_branch(fine)
+    assert "Traceback" not in result.output
+
+
+def test_a_state_file_in_the_stored_format_resumes_and_keeps_its_format(tmp_path: Path):
+    done = make_repo(tmp_path, "done", {"compose.yaml": PLAIN})
+    odd = make_repo(tmp_path, "odd", {})
+    other = make_repo(tmp_path, "other", {})
+    earlier = {"status": "already done", "branch": BRANCH, "commit": "0" * 40, "files": [], "changes": 0, "message": "m",
+               "finished_at": "2000-01-01T00:00:00+00:00", "base": None, "controls": {}, "findings": 0}
+    (tmp_path / "state.json").write_text(json.dumps({"version": 1, "repos": {
+        str(done.resolve()): earlier,
+        str(odd.resolve()): {**earlier, "status": ["not", "a", "status"]},  # unusable: migrated again
+        str(other.resolve()): {**earlier, "branch": "another/branch"},  # another branch: migrated again
+    }}, indent=2) + "\n")
+    result, state = bulk(tmp_path, "--jobs", "1", str(done), str(odd), str(other))
+    assert result.exit_code == 0, result.output
+    assert f"{done.resolve()}: skipped: already done in an earlier run (2000-01-01T00:00:00+00:00)" in result.stderr
+    assert "0 committed, 2 unchanged, 1 already done, 0 errors (1 from an earlier run)" in result.stderr
+    assert state["repos"][str(done.resolve())] == earlier and not has_branch(done)
+    text = (tmp_path / "state.json").read_text()
+    fresh = {**state["repos"][str(odd.resolve())]}
+    assert list(fresh) == list(earlier) and fresh["status"] == "unchanged"
+    assert text == json.dumps(state, indent=2) + "\n"
