@@ -14,10 +14,10 @@ from typing import List, Optional
 import typer
 
 from . import report
-from .core import harden_text
-from .files import MAX_BYTES, FileOutcome, decode, discover, error_result, loader_check, unified_diff
+from .core import failed, harden_text
+from .files import MAX_BYTES, FileOutcome, decode, discover, loader_check, unified_diff
 from .project import process_paths
-from .model import HardenError, Status
+from .model import HardenError, InputError, Status
 from .passes import BY_ID, CONTROLS
 from .profile import Profile, builtin_names, load_profile, profile_for
 
@@ -72,10 +72,10 @@ def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: 
         try:
             data = sys.stdin.buffer.read(MAX_BYTES + 1)
             if len(data) > MAX_BYTES:
-                raise HardenError(f"input too large (over {MAX_BYTES:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
+                raise InputError(f"input too large (over {MAX_BYTES:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
             text = decode(data)
         except HardenError as exc:
-            return [FileOutcome("-", error_result(exc.message))]
+            return [FileOutcome("-", failed("", exc))]
         here = _profile_here(prof, os.getcwd())
         return [FileOutcome("-", loader_check(harden_text(text, here, skips), os.getcwd(), use_compose), profile=here.name)]
     files = discover(paths, recursive)
@@ -84,22 +84,15 @@ def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: 
     return process_paths(files, prof, skips, write, jobs or os.cpu_count() or 1, use_compose)
 
 
-def _emit(outcomes: list[FileOutcome], fmt: Format, report_file: Optional[str], verb: str) -> None:
-    for o in outcomes:
-        if o.result.status is Status.ERROR:
-            typer.echo(report.error_line(o), err=True)
+def _finish(rep: report.Report, fmt: Format, report_file: Optional[str]) -> None:
+    """Errors and the summary to stderr, the report file; exit with the report's code."""
+    for line in rep.errors():
+        typer.echo(line, err=True)
     if report_file:
         with open(report_file, "w", encoding="utf-8") as handle:
-            handle.write(report.FORMATS[fmt.value](outcomes))
-    typer.echo(report.summary(outcomes, verb), err=True)
-
-
-def _code(outcomes: list[FileOutcome], pending_is_failure: bool) -> int:
-    if any(o.result.status is Status.ERROR for o in outcomes):
-        return 2
-    if pending_is_failure and any(o.result.status is Status.CHANGED for o in outcomes):
-        return 1
-    return 0
+            handle.write(rep.render(fmt.value))
+    typer.echo(rep.summary(), err=True)
+    raise typer.Exit(int(rep.exit_code))
 
 
 @app.command()
@@ -116,9 +109,10 @@ def fix(
 ) -> None:
     """Rewrite Compose files in place so every service runs hardened."""
     outcomes = _run(paths, profile, skip, recursive, jobs, write=not diff, use_compose=compose_check)
+    rep = report.Report(outcomes, "would change" if diff else "hardened", pending_is_failure=diff)
     stdin = paths == ["-"]
     if fmt is not Format.text:
-        typer.echo(report.FORMATS[fmt.value](outcomes), nl=False)
+        typer.echo(rep.render(fmt.value), nl=False)
     elif diff:
         for o in outcomes:
             if o.result.status is Status.CHANGED:
@@ -127,11 +121,9 @@ def fix(
         sys.stdout.write(outcomes[0].result.text)
         sys.stdout.flush()
     if fmt is Format.text and not diff:
-        for o in outcomes:
-            for f in o.result.findings:
-                typer.echo(f"{o.path}:{f.line or '?'}: {f.service}: finding [{f.kind}] {f.message}", err=True)
-    _emit(outcomes, fmt, report_file, "would change" if diff else ("hardened" if not stdin else "hardened"))
-    raise typer.Exit(_code(outcomes, pending_is_failure=diff))
+        for line in rep.findings():
+            typer.echo(line, err=True)
+    _finish(rep, fmt, report_file)
 
 
 @app.command()
@@ -146,10 +138,9 @@ def check(
     compose_check: bool = ComposeOpt,
 ) -> None:
     """Write nothing; report what would change and the risks found. Exit 1 if changes are pending."""
-    outcomes = _run(paths, profile, skip, recursive, jobs, write=False, use_compose=compose_check)
-    typer.echo(report.FORMATS[fmt.value](outcomes), nl=False)
-    _emit(outcomes, fmt, report_file, "would change")
-    raise typer.Exit(_code(outcomes, pending_is_failure=True))
+    rep = report.Report(_run(paths, profile, skip, recursive, jobs, write=False, use_compose=compose_check), "would change", pending_is_failure=True)
+    typer.echo(rep.render(fmt.value), nl=False)
+    _finish(rep, fmt, report_file)
 
 
 @app.command()
@@ -230,4 +221,12 @@ def bulk(
 
 
 def main() -> None:
-    app()
+    """The boundary: whatever goes wrong inside ends as one line and exit 2, never a traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("harden: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so in one line, leave every file as it is
+        typer.echo(f"harden: error: internal error: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)

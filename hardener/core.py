@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
-
-from . import data, document, edit, findings, inherit, render, safety
-from .model import Change, Finding, HardenError, Project, Result, Skip, Status
+from . import data, document, findings, inherit, safety
+from .rewrite import rewrite
+from .model import Change, Failure, Finding, HardenError, InputError, Project, RefusedError, Result, Skip, Status
 from .passes import CONTROLS, PASSES
 from .passes.resources import form_of
 from .profile import Profile, resolve
@@ -33,18 +32,6 @@ class Plan:
     models: dict[int, data.MapNode] = field(default_factory=dict)  # document -> planned data
 
 
-def services_of(doc: document.Document) -> CommentedMap | None:
-    tree = doc.tree
-    if not isinstance(tree, CommentedMap) or "services" not in tree:
-        return None
-    services = tree["services"]
-    if services is None:
-        return CommentedMap()
-    if not isinstance(services, CommentedMap):
-        raise HardenError("services is not a mapping", *document.value_position(tree, "services", doc.first_line))
-    return services
-
-
 def _looks_v1(tree: Any) -> bool:
     return (
         isinstance(tree, dict)
@@ -53,32 +40,20 @@ def _looks_v1(tree: Any) -> bool:
     )
 
 
-def _view(doc: document.Document, services: CommentedMap, name: str, model: data.MapNode, file_form: str | None) -> ServiceView:
-    node = services[name]
-    if node is not None and not isinstance(node, dict):
-        raise HardenError(f"service {name!r} is not a mapping", *document.value_position(services, name, doc.first_line))
+def _view(doc: document.Document, name: Any, model: data.MapNode, file_form: str | None) -> ServiceView:
+    where = document.layout(doc, name)
     current = model.lookup(name)[1]
     own = frozenset(str(k) for k in current.own) if isinstance(current, data.MapNode) else frozenset()
-    lines = {}
-    if isinstance(node, CommentedMap):
-        for key in document.own_keys(node):
-            line = document.key_line(node, key, doc.first_line)
-            if line is not None:
-                lines[str(key)] = line
     resolved = data.resolve(current)
-    block = node.get("x-harden") if isinstance(node, CommentedMap) else None
-    config = document.positions(block, doc.first_line, ("x-harden",)) if block is not None else {}
-    if block is not None:
-        config[("x-harden",)] = document.value_position(node, "x-harden", doc.first_line)
     return ServiceView(
         name=str(name),
         data=resolved if isinstance(resolved, dict) else {},
         own=own,
-        lines=lines,
-        line=document.key_line(services, name, doc.first_line),
+        lines=where.keys,
+        line=where.line,
         document=doc.index,
         file_form=file_form,
-        config=config,
+        config=where.config,
     )
 
 
@@ -86,16 +61,15 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
     """Plan every service against a model that already holds the changes planned for
     the services before it: anchored services pass them on to `<<:` users, and a service
     that `extends` another sees what its base will hold."""
-    services = services_of(doc)
-    if services is None:
+    if document.services(doc) is None:
         return
     plan.compose_documents += 1
-    root = plan.models[doc.index] = data.from_tree(doc.tree)
+    root = plan.models[doc.index] = document.model(doc.tree)
     model = data.services(root) or data.MapNode()
     forms = [form_of(data.resolve(s)) for s in model.own.values() if isinstance(s, data.MapNode)]
     file_form = "deploy" if "deploy" in forms and "short" not in forms else "short" if "short" in forms else None
-    for name in inherit.file_order(services, model):
-        view = _view(doc, services, name, model, file_form)
+    for name in inherit.file_order(document.service_names(doc), model):
+        view = _view(doc, name, model, file_form)
         plan.services += 1
         base = inherit.external_base(view, project)
         if base is not None:
@@ -154,17 +128,26 @@ def harden_text(text: str, profile: Profile, skip: frozenset[str] = frozenset(),
     try:
         return _harden(text, profile, skip, project)
     except HardenError as exc:
-        return Result(Status.ERROR, text, text, message=exc.message, line=exc.line, col=exc.col)
+        return failed(text, exc)
     except RecursionError:
-        return Result(Status.ERROR, text, text, message="nesting too deep to be a Compose file")
+        return Result(Status.ERROR, text, text, message="nesting too deep to be a Compose file", failure=Failure.INPUT)
+    except Exception as exc:  # a bug costs this text, never the run: reported, nothing written
+        return Result(Status.ERROR, text, text, message=f"internal error, file left untouched: {type(exc).__name__}: {exc}",
+                      failure=Failure.INTERNAL)
+
+
+def failed(text: str, exc: HardenError) -> Result:
+    """The error result for `exc`: refused output, else bad input."""
+    failure = Failure.REFUSED if isinstance(exc, RefusedError) else Failure.INPUT
+    return Result(Status.ERROR, text, text, message=exc.message, line=exc.line, col=exc.col, failure=failure)
 
 
 def _harden(text: str, profile: Profile, skip: frozenset[str], project: Project) -> Result:
     if not text.lstrip("\ufeff").strip():
-        raise HardenError("empty file; not a Compose file")
+        raise InputError("empty file; not a Compose file")
     facts, documents = document.parse(text)
     if all(doc.tree is None for doc in documents):
-        raise HardenError("only comments, no YAML content; not a Compose file")
+        raise InputError("only comments, no YAML content; not a Compose file")
     plan = plan_text(documents, profile, skip, project)
     if plan.compose_documents == 0:
         if any(_looks_v1(doc.tree) for doc in documents):
@@ -181,10 +164,7 @@ def _harden(text: str, profile: Profile, skip: frozenset[str], project: Project)
             if not mine:
                 pieces.append(doc.text)
                 continue
-            r0 = document.dump(doc.tree, doc.indent)
-            edit.apply(services_of(doc), mine)
-            r1 = document.dump(doc.tree, doc.indent)
-            pieces.append(render.patch(doc.text, r0, r1))
+            pieces.append(rewrite(doc, mine))
         output = document.join_facts(facts, "".join(pieces))
         safety.check(before, intended, output, lambda: plan_text(documents, profile, skip, project).changes)
     return Result(

@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .document import own_keys, scalar
-from .model import Change, HardenError, Op
+from .model import Change, HardenError, RefusedError, Op
 
 
 @dataclass(eq=False)
@@ -29,29 +28,6 @@ class MapNode:
             if found:
                 return True, value
         return False, None
-
-
-def from_tree(node: Any, memo: dict[int, Any] | None = None) -> Any:
-    """Convert a ruamel tree, keeping one model object per YAML node."""
-    memo = {} if memo is None else memo
-    if isinstance(node, dict):
-        if id(node) in memo:
-            return memo[id(node)]
-        out = memo[id(node)] = MapNode()
-        for key in own_keys(node):
-            out.own[scalar(key)] = from_tree(node[key], memo)
-        for base in getattr(node, "merge", None) or []:
-            base = base[1] if isinstance(base, tuple) else base
-            out.bases.append(from_tree(base, memo))
-        return out
-    if isinstance(node, list):
-        if id(node) in memo:
-            return memo[id(node)]
-        out_list: list[Any] = []
-        memo[id(node)] = out_list
-        out_list.extend(from_tree(v, memo) for v in node)
-        return out_list
-    return scalar(node)
 
 
 def resolve(value: Any) -> Any:
@@ -101,7 +77,7 @@ def apply(root: MapNode, change: Change) -> None:
     for key in change.path[:-1]:
         if key not in node.own:
             if node.lookup(key)[0]:
-                raise HardenError(f"refusing to edit {key!r} inherited through a merge key")
+                raise RefusedError(f"refusing to edit {key!r} inherited through a merge key")
             node.own[key] = MapNode()
         node = node.own[key]
     node.own[change.path[-1]] = change.new

@@ -7,10 +7,8 @@ exactly the same lines, so line numbers from the tree are line numbers in the fi
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -19,32 +17,19 @@ from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode, SequenceNode
 
-from .model import HardenError
+from . import data
+from .model import HardenError, InputError
+from .textfacts import TextFacts, join_facts, split_documents, split_facts  # noqa: F401  (re-exported)
 
-BOM = "\ufeff"
 # Nodes that aliases may add when expanded; beyond it the file is an attack ("billion
 # laughs"). Real Compose files add under 100 (806 corpus documents); every added node
 # costs the safety net time (100,000 take seconds), and Compose itself hangs on a bomb.
 MAX_ALIAS_NODES = 50_000
 MAX_DEPTH = 200
-_DOC_START = re.compile(r"^---(?:[ \t]|$)")
-_DOC_END = re.compile(r"^\.\.\.[ \t]*$")
 _TRAILING_TABS = re.compile(r"[ \t]+$")
 _TAB_BEFORE_COMMENT = re.compile(r"\t+(?=[ \t]*#)")
 _KEY_DECORATION = re.compile(r"(?:\s+[&!][^\s#]+)?(?:\s+#.*)?$")
 _BLOCK_INDENT = re.compile(r"[ ]*(?:-[ ]+)*")  # leading blanks and compact "- - -" entries
-
-
-@dataclass(frozen=True)
-class TextFacts:
-    """How the file is written at the byte level; restored on output."""
-
-    bom: bool
-    newline: str  # "\n", "\r\n", or "\r": CRLF where any line has it, else LF where any has it
-    final_newline: bool
-    # Lines ending otherwise than `newline` (mixed endings, a lone CR - a line break for
-    # YAML): the file's lines, and the index -> line end of those.
-    mixed: tuple[tuple[str, ...], dict[int, str]] | None = None
 
 
 @dataclass
@@ -56,70 +41,6 @@ class Document:
     text: str  # normalised text of this document (LF, ends with "\n")
     tree: Any  # CommentedMap, or None for an empty / comment-only document
     indent: tuple[int, int, int]  # mapping, sequence, offset for the emitter
-
-
-_LINE_END = re.compile(r"\r\n|\r|\n")
-
-
-def split_facts(text: str) -> tuple[TextFacts, str]:
-    """Strip BOM and line ends; return the facts and LF text that ends with a newline."""
-    bom = text.startswith(BOM)
-    if bom:
-        text = text[1:]
-    newline = "\r\n" if "\r\n" in text else "\n" if "\n" in text else "\r" if "\r" in text else "\n"
-    mixed = None
-    if newline != "\n" or "\r" in text:
-        ends = _LINE_END.findall(text)
-        text = _LINE_END.sub("\n", text)
-        others = {i: end for i, end in enumerate(ends) if end != newline}
-        if others:
-            mixed = (tuple(text.split("\n")), others)
-    final_newline = text.endswith("\n") or text == ""
-    if not final_newline:
-        text += "\n"
-    return TextFacts(bom, newline, final_newline, mixed), text
-
-
-def join_facts(facts: TextFacts, text: str) -> str:
-    """Inverse of `split_facts`."""
-    if not facts.final_newline and text.endswith("\n"):
-        text = text[:-1]
-    if facts.mixed is not None:
-        text = _restore_mixed(facts.mixed, text, facts.newline)
-    elif facts.newline != "\n":
-        text = text.replace("\n", facts.newline)
-    return (BOM if facts.bom else "") + text
-
-
-def _restore_mixed(mixed: tuple[tuple[str, ...], dict[int, str]], text: str, newline: str) -> str:
-    """`newline` everywhere, except on the lines that ended otherwise in the original (found
-    by matching unchanged lines); inserted lines take `newline`."""
-    original, others = mixed
-    lines = text.split("\n")
-    ends: dict[int, str] = {}
-    for a, b, size in SequenceMatcher(None, original, lines, autojunk=False).get_matching_blocks():
-        ends.update((b + k, others[a + k]) for k in range(size) if a + k in others)
-    return "".join(line + ends.get(j, newline) for j, line in enumerate(lines[:-1])) + lines[-1]
-
-
-def split_documents(text: str) -> list[tuple[int, str]]:
-    """Cut LF text at `---` / `...` lines; each piece keeps its own marker lines."""
-    lines = text.splitlines(keepends=True)
-    pieces: list[tuple[int, list[str]]] = [(0, [])]
-    seen_content = False
-    for number, line in enumerate(lines):
-        if _DOC_START.match(line) and seen_content:
-            pieces.append((number, []))
-            seen_content = False
-        pieces[-1][1].append(line)
-        if _DOC_END.match(line):
-            pieces.append((number + 1, []))
-            seen_content = False
-            continue
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#") and not _DOC_START.match(line):
-            seen_content = True
-    return [(start, "".join(chunk)) for start, chunk in pieces if chunk]
 
 
 def make_yaml(indent: tuple[int, int, int] = (2, 2, 0)) -> YAML:
@@ -174,7 +95,7 @@ def detect_indent(text: str) -> tuple[int, int, int]:
 def parse(text: str, name: str = "<text>") -> tuple[TextFacts, list[Document]]:
     """Parse a Compose text; raise `HardenError` (with line:col) on bad input."""
     if "\x00" in text:
-        raise HardenError("binary content (NUL byte); not a Compose file")
+        raise InputError("binary content (NUL byte); not a Compose file")
     facts, norm = split_facts(text)
     documents = []
     for index, (first_line, chunk) in enumerate(split_documents(norm)):
@@ -183,7 +104,7 @@ def parse(text: str, name: str = "<text>") -> tuple[TextFacts, list[Document]]:
         if tree is not None and not isinstance(tree, CommentedMap):
             kind = "a list" if isinstance(tree, CommentedSeq) else {str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(type(tree), "a scalar")
             content = next((n for n, line in enumerate(chunk.split("\n")) if line.strip() and not line.lstrip().startswith(("#", "---", "%"))), 0)
-            raise HardenError(f"top level is {kind}, not a mapping; not a Compose file", first_line + content + 1, 1)
+            raise InputError(f"top level is {kind}, not a mapping; not a Compose file", first_line + content + 1, 1)
         documents.append(Document(index, first_line, chunk, tree, indent))
     return facts, documents
 
@@ -199,16 +120,16 @@ def load_tree(chunk: str, indent: tuple[int, int, int], first_line: int = 0) -> 
             problem = "duplicate key " + _duplicate_key_name(str(exc))
         line = mark.line + 1 + first_line if mark else None
         col = mark.column + 1 if mark else None
-        raise HardenError(f"invalid YAML: {problem}", line, col) from None
+        raise InputError(f"invalid YAML: {problem}", line, col) from None
     except YAMLError as exc:
-        raise HardenError(f"invalid YAML: {str(exc).splitlines()[0]}") from None
+        raise InputError(f"invalid YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:
-        raise HardenError("nesting too deep to be a Compose file") from None
+        raise InputError("nesting too deep to be a Compose file") from None
     except TypeError:  # ruamel cannot hash a mapping or list used as a key
-        raise HardenError("complex (non-scalar) mapping key; Compose does not accept it") from None
+        raise InputError("complex (non-scalar) mapping key; Compose does not accept it") from None
     except Exception as exc:  # the loader failing in its own way, e.g. an anchor merged into itself
         detail = " ".join(str(exc).split())[:120]
-        raise HardenError(f"invalid YAML: the YAML loader cannot read it ({type(exc).__name__}: {detail})") from None
+        raise InputError(f"invalid YAML: the YAML loader cannot read it ({type(exc).__name__}: {detail})") from None
     if tree is not None:
         check_expansion(tree, first_line)
     return tree
@@ -225,7 +146,7 @@ def _check_depth(chunk: str, first_line: int) -> None:
         col = _BLOCK_INDENT.match(line).end()
         opened = line.count("[") + line.count("{")
         if col > MAX_DEPTH * 8 or opened > MAX_DEPTH:
-            raise HardenError("nesting too deep to be a Compose file", first_line + number + 1, 1)
+            raise InputError("nesting too deep to be a Compose file", first_line + number + 1, 1)
 
 
 def _key_kind(key: Any) -> str:
@@ -249,7 +170,7 @@ def check_expansion(tree: Any, first_line: int = 0) -> None:
     def size(node: Any, depth: int) -> int:
         nonlocal written
         if depth > MAX_DEPTH:
-            raise HardenError("nesting too deep to be a Compose file")
+            raise InputError("nesting too deep to be a Compose file")
         key = id(node)
         if key in sizes:
             return sizes[key]
@@ -257,11 +178,11 @@ def check_expansion(tree: Any, first_line: int = 0) -> None:
         if isinstance(node, dict):
             for k in node:
                 if isinstance(k, (dict, list, tuple)):
-                    raise HardenError("complex (non-scalar) mapping key; Compose does not accept it")
+                    raise InputError("complex (non-scalar) mapping key; Compose does not accept it")
                 if not isinstance(k, str):
                     where = _key_position(node, k)
                     shown = "null" if k is None else str(k).lower() if _key_kind(k) == "boolean" else str(k)
-                    raise HardenError(f"non-string mapping key {shown} ({_key_kind(k)}); Compose does not accept it, quote it",
+                    raise InputError(f"non-string mapping key {shown} ({_key_kind(k)}); Compose does not accept it, quote it",
                                       where[0] + 1 + first_line if where else None, where[1] + 1 if where else None)
             total = 1 + sum(size(v, depth + 1) for v in node.values())
         elif isinstance(node, list):
@@ -273,7 +194,7 @@ def check_expansion(tree: Any, first_line: int = 0) -> None:
 
     added = size(tree, 0) - written
     if added > MAX_ALIAS_NODES:
-        raise HardenError(f"aliases would add {added:,} nodes when expanded (alias bomb; limit {MAX_ALIAS_NODES:,}); refused")
+        raise InputError(f"aliases would add {added:,} nodes when expanded (alias bomb; limit {MAX_ALIAS_NODES:,}); refused")
 
 
 def _key_position(mapping: Any, key: Any) -> tuple[int, int] | None:
@@ -304,12 +225,6 @@ def plain(node: Any) -> Any:
     if isinstance(node, list):
         return [plain(v) for v in node]
     return scalar(node)
-
-
-def dump(tree: Any, indent: tuple[int, int, int]) -> str:
-    stream = io.StringIO()
-    make_yaml(indent).dump(tree, stream)
-    return stream.getvalue()
 
 
 def own_keys(mapping: CommentedMap) -> list[Any]:
@@ -373,6 +288,83 @@ def positions(node: Any, first_line: int = 0, path: tuple[Any, ...] = (), depth:
     return out
 
 
+# --- services and where they are written ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where one service is written: its key's line, its own keys' lines, and the
+    (line, column) of every value of its `x-harden` block."""
+
+    line: int | None
+    keys: dict[str, int]
+    config: dict[tuple[Any, ...], tuple[int, int]]
+
+
+def services(doc: Document) -> CommentedMap | None:
+    """The document's `services:` mapping (empty for `services:` with no value), or None
+    when the document has none; bad input raises `HardenError` at the value."""
+    tree = doc.tree
+    if not isinstance(tree, CommentedMap) or "services" not in tree:
+        return None
+    section = tree["services"]
+    if section is None:
+        return CommentedMap()
+    if not isinstance(section, CommentedMap):
+        raise InputError("services is not a mapping", *value_position(tree, "services", doc.first_line))
+    return section
+
+
+def service_names(doc: Document) -> list[Any]:
+    section = services(doc)
+    return list(section) if section is not None else []
+
+
+def layout(doc: Document, name: Any) -> Layout:
+    section = services(doc)
+    node = section[name] if section is not None else None
+    if node is not None and not isinstance(node, dict):
+        raise InputError(f"service {name!r} is not a mapping", *value_position(section, name, doc.first_line))
+    keys: dict[str, int] = {}
+    config: dict[tuple[Any, ...], tuple[int, int]] = {}
+    if isinstance(node, CommentedMap):
+        for key in own_keys(node):
+            line = key_line(node, key, doc.first_line)
+            if line is not None:
+                keys[str(key)] = line
+        block = node.get("x-harden")
+        if block is not None:
+            config = positions(block, doc.first_line, ("x-harden",))
+            where = value_position(node, "x-harden", doc.first_line)
+            if where[0] is not None:
+                config[("x-harden",)] = where  # type: ignore[assignment]
+    return Layout(key_line(section, name, doc.first_line), keys, config)
+
+
+def model(node: Any, memo: dict[int, Any] | None = None) -> Any:
+    """The plain model (`data.MapNode`, lists, scalars) of a tree, one model object per YAML
+    node, so anchors, aliases and merge keys stay shared as in the file."""
+    memo = {} if memo is None else memo
+    if isinstance(node, dict):
+        if id(node) in memo:
+            return memo[id(node)]
+        out = memo[id(node)] = data.MapNode()
+        for key in own_keys(node):
+            out.own[scalar(key)] = model(node[key], memo)
+        for base in getattr(node, "merge", None) or []:
+            base = base[1] if isinstance(base, tuple) else base
+            out.bases.append(model(base, memo))
+        return out
+    if isinstance(node, list):
+        if id(node) in memo:
+            return memo[id(node)]
+        out_list: list[Any] = []
+        memo[id(node)] = out_list
+        out_list.extend(model(v, memo) for v in node)
+        return out_list
+    return scalar(node)
+
+
 class _DataConstructor(SafeConstructor):
     """Safe constructor that keeps unknown tags (`!reset`, `!override`) as `scalar()` does."""
 
@@ -394,7 +386,10 @@ def safe_load_all(text: str) -> list[Any]:
     objects: nothing is expanded here."""
     yaml = YAML(typ="safe")
     yaml.Constructor = _DataConstructor
-    return list(yaml.load_all(text))
+    try:
+        return list(yaml.load_all(text))
+    except YAMLError as exc:
+        raise InputError(f"invalid YAML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def load_data(text: str) -> list[Any]:
@@ -404,6 +399,6 @@ def load_data(text: str) -> list[Any]:
     valid YAML 1.2 that Compose reads), the round-trip loader reads it instead."""
     try:
         return [plain(doc) for doc in safe_load_all(text)]
-    except YAMLError:
+    except HardenError:
         _, documents = parse(text)
         return [plain(doc.tree) if doc.tree is not None else None for doc in documents]

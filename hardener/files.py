@@ -23,10 +23,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ruamel.yaml.error import YAMLError
-
 from . import document, oracle
-from .model import HardenError, Result, Status
+from .model import Failure, HardenError, InputError, RefusedError, Result, Status
 
 MAX_BYTES = 10 * 1024 * 1024
 PATTERNS = ("compose.yaml", "compose.yml", "compose.*.yaml", "compose.*.yml", "docker-compose*.yaml", "docker-compose*.yml", "*.compose.yaml", "*.compose.yml")
@@ -124,7 +122,7 @@ def _named(data: bytes) -> list[tuple[bool, list[object]]]:
         return []
     try:
         trees = document.safe_load_all(decode(data))
-    except (YAMLError, ValueError, TypeError, RecursionError):
+    except (HardenError, ValueError, TypeError, RecursionError):
         return []
     named: list[tuple[bool, list[object]]] = []
     for tree in trees:
@@ -147,41 +145,41 @@ _UTF16_32 = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xf
 def decode(data: bytes) -> str:
     for bom, name in _UTF16_32.items():
         if data.startswith(bom):
-            raise HardenError(f"{name} text; only UTF-8 is accepted, convert the file to UTF-8")
+            raise InputError(f"{name} text; only UTF-8 is accepted, convert the file to UTF-8")
     if b"\x00" in data[:8192]:
-        raise HardenError("binary content (NUL byte); not a Compose file")
+        raise InputError("binary content (NUL byte); not a Compose file")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise HardenError(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+        raise InputError(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
 
 
 def read_bytes(path: str) -> bytes:
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise HardenError("no such file" + (" (broken symlink)" if os.path.islink(path) else "")) from None
+        raise InputError("no such file" + (" (broken symlink)" if os.path.islink(path) else "")) from None
     except PermissionError:
-        raise HardenError("permission denied (cannot reach the file)") from None
+        raise InputError("permission denied (cannot reach the file)") from None
     except OSError as exc:
-        raise HardenError(f"cannot read: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read: {exc.strerror or exc}") from None
     if stat.S_ISDIR(info.st_mode):
         if not os.access(path, os.R_OK | os.X_OK):
-            raise HardenError("permission denied (cannot list the directory)")
-        raise HardenError("is a directory with no Compose files in it")
+            raise InputError("permission denied (cannot list the directory)")
+        raise InputError("is a directory with no Compose files in it")
     if not stat.S_ISREG(info.st_mode):
-        raise HardenError("not a regular file")
+        raise InputError("not a regular file")
     if info.st_size > MAX_BYTES:
-        raise HardenError(f"file too large ({info.st_size:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
+        raise InputError(f"file too large ({info.st_size:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_BYTES + 1)  # the file may have grown since the stat
     except PermissionError:
-        raise HardenError("permission denied (cannot read)") from None
+        raise InputError("permission denied (cannot read)") from None
     except OSError as exc:
-        raise HardenError(f"cannot read: {exc.strerror or exc}") from None
+        raise InputError(f"cannot read: {exc.strerror or exc}") from None
     if len(data) > MAX_BYTES:
-        raise HardenError(f"file too large (over {MAX_BYTES:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
+        raise InputError(f"file too large (over {MAX_BYTES:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
     return data
 
 
@@ -190,9 +188,9 @@ def _unchanged(target: str, expect: bytes) -> None:
         with open(target, "rb") as current:
             same = current.read(len(expect) + 1) == expect
     except FileNotFoundError:
-        raise HardenError("file removed since it was read; not written") from None
+        raise RefusedError("file removed since it was read; not written") from None
     if not same:
-        raise HardenError("file changed on disk since it was read; not overwritten")
+        raise RefusedError("file changed on disk since it was read; not overwritten")
 
 
 def atomic_write(path: str, data: bytes, expect: bytes) -> None:
@@ -206,14 +204,14 @@ def atomic_write(path: str, data: bytes, expect: bytes) -> None:
         info = os.stat(target)
         _unchanged(target, expect)
         if not os.access(target, os.W_OK):
-            raise HardenError("permission denied (cannot write)")
+            raise RefusedError("permission denied (cannot write)")
         fd, temp = tempfile.mkstemp(prefix=".harden-", suffix=".tmp", dir=directory)
     except FileNotFoundError:
-        raise HardenError("file removed since it was read; not written") from None
+        raise RefusedError("file removed since it was read; not written") from None
     except PermissionError:
-        raise HardenError("permission denied (cannot write in its directory)") from None
+        raise RefusedError("permission denied (cannot write in its directory)") from None
     except OSError as exc:
-        raise HardenError(f"cannot write: {exc.strerror or exc}") from None
+        raise RefusedError(f"cannot write: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -232,7 +230,7 @@ def atomic_write(path: str, data: bytes, expect: bytes) -> None:
         except FileNotFoundError:
             pass
         if isinstance(exc, OSError):
-            raise HardenError(f"write failed, file left untouched: {exc.strerror or exc}") from None
+            raise RefusedError(f"write failed, file left untouched: {exc.strerror or exc}") from None
         raise
     try:  # make the rename durable; the file is already replaced, so this is best effort
         dir_fd = os.open(directory, os.O_RDONLY)
@@ -244,8 +242,13 @@ def atomic_write(path: str, data: bytes, expect: bytes) -> None:
         pass
 
 
-def error_result(message: str, text: str = "") -> Result:
-    return Result(Status.ERROR, text, text, message=message)
+def error_result(message: str, text: str = "", failure: Failure = Failure.INPUT) -> Result:
+    return Result(Status.ERROR, text, text, message=message, failure=failure)
+
+
+def refused(result: Result, message: str) -> Result:
+    """`result` turned into a refusal: the original stays, nothing is written."""
+    return Result(Status.ERROR, result.original, result.original, result.changes, message=message, failure=Failure.REFUSED)
 
 
 def loader_check(result: Result, project_dir: str, use_compose: bool) -> Result:
@@ -255,7 +258,7 @@ def loader_check(result: Result, project_dir: str, use_compose: bool) -> Result:
     reason = oracle.check(result.original, result.text, project_dir)
     if reason is None:
         return result
-    return Result(Status.ERROR, result.original, result.original, result.changes, message=reason)
+    return refused(result, reason)
 
 
 def unified_diff(path: str, result: Result) -> str:

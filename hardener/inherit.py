@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap
-
 from . import data
 from .model import Finding, Project
 from .values import as_list, cap_name, is_false, is_root_user, is_true
@@ -43,7 +41,7 @@ def local_base(service: dict[str, Any]) -> str | None:
     return None
 
 
-def file_order(services: CommentedMap, model: data.MapNode) -> list[Any]:
+def file_order(services: list[Any], model: data.MapNode) -> list[Any]:
     """File order, except that a service comes after the one it extends."""
     order: list[Any] = []
     seen: set[Any] = set()

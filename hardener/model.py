@@ -75,6 +75,14 @@ class Status(str, Enum):
     ERROR = "error"
 
 
+class Failure(str, Enum):
+    """Why a file ended as an error."""
+
+    INPUT = "input"  # the input (or its configuration) is bad: fix the file
+    REFUSED = "refused"  # the input is fine, but harden would not write what it made of it
+    INTERNAL = "internal"  # a bug in harden; the file is left untouched
+
+
 @dataclass(frozen=True)
 class Result:
     """The outcome of hardening one text: never raises across this boundary."""
@@ -91,6 +99,7 @@ class Result:
     planned: Mapping[str, Any] = field(default_factory=dict)  # service -> data once hardened
     line: int | None = None  # where an error is, 1-based, when known
     col: int | None = None
+    failure: Failure | None = None  # for Status.ERROR: whose fault it is
 
 
 @dataclass(frozen=True)
@@ -119,3 +128,13 @@ class HardenError(Exception):
         if self.line is None:
             return ""
         return f":{self.line}:{self.col}" if self.col is not None else f":{self.line}"
+
+
+class InputError(HardenError):
+    """The input cannot be hardened as it is: not a Compose file, bad YAML, bad `x-harden`,
+    unreadable. The message says what to fix."""
+
+
+class RefusedError(HardenError):
+    """The input is fine but the output was refused (a safety check failed, a change cannot
+    be placed, the file changed on disk): nothing was written."""

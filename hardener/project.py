@@ -24,8 +24,8 @@ from typing import Any
 from . import document, oracle
 from .core import harden_text
 from .inherit import merge
-from .files import FileOutcome, atomic_write, decode, read_bytes, error_result, loader_check, merged_includes
-from .model import HardenError, Project, Result, Status
+from .files import FileOutcome, atomic_write, decode, error_result, loader_check, merged_includes, read_bytes, refused
+from .model import Failure, HardenError, Project, Result, Status
 from .passes import CONTROLS
 from .profile import Profile, profile_for
 
@@ -127,7 +127,7 @@ def process_project(paths: list[str], profile: Profile, skip: frozenset[str], wr
         try:
             result = harden_text(text, profile, frozenset(as_is), project)
         except Exception as exc:  # a bug must cost one file, never the batch
-            outcomes.append((path, None, error_result(f"internal error, file left untouched: {type(exc).__name__}: {exc}")))
+            outcomes.append((path, None, error_result(f"internal error, file left untouched: {type(exc).__name__}: {exc}", failure=Failure.INTERNAL)))
             continue
         result = loader_check(result, directory, use_compose) if path not in context else result
         for name, value in result.planned.items():
@@ -136,7 +136,7 @@ def process_project(paths: list[str], profile: Profile, skip: frozenset[str], wr
     if use_compose and len(members) > 1 and any(r.status is Status.CHANGED for _, _, r in outcomes):
         reason = _merged_check(outcomes)
         if reason:
-            outcomes = [(p, d, Result(Status.ERROR, r.original, r.original, r.changes, message=reason) if r.status is Status.CHANGED else r)
+            outcomes = [(p, d, refused(r, reason) if r.status is Status.CHANGED else r)
                         for p, d, r in outcomes]
     done = []
     for path, data, result in outcomes:
@@ -148,7 +148,7 @@ def process_project(paths: list[str], profile: Profile, skip: frozenset[str], wr
         try:
             atomic_write(path, result.text.encode("utf-8"), data)
         except HardenError as exc:
-            done.append(FileOutcome(path, Result(Status.ERROR, result.original, result.original, result.changes, message=exc.message)))
+            done.append(FileOutcome(path, refused(result, exc.message)))
             continue
         done.append(FileOutcome(path, result, written=True))
     return done

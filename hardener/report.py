@@ -1,14 +1,57 @@
-"""Reports of a run: text for people, JSON for pipelines, SARIF for code scanning."""
+"""The report of a run: counts, messages, the exit code, and the text / JSON / SARIF writers.
+
+`Report` is what every command hands its outcomes to; the command line only prints what
+it returns and exits with `Report.exit_code`.
+"""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from . import __version__
 from .files import FileOutcome
 from .model import Status
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every command."""
+
+    OK = 0  # done, or nothing to do
+    PENDING = 1  # changes pending (`check`, `fix --diff`), or a verification failed
+    ERROR = 2  # bad input, usage, refused write, could not run
+
+
+@dataclass(frozen=True)
+class Report:
+    """The outcomes of one run of `fix` or `check`."""
+
+    outcomes: list[FileOutcome]
+    verb: str  # "hardened" / "would change"
+    pending_is_failure: bool  # `check` and `fix --diff`: pending changes exit 1
+
+    def summary(self) -> str:
+        return summary(self.outcomes, self.verb)
+
+    def errors(self) -> list[str]:
+        return [error_line(o) for o in self.outcomes if o.result.status is Status.ERROR]
+
+    def findings(self) -> list[str]:
+        return [f"{o.path}:{f.line or '?'}: {f.service}: finding [{f.kind}] {f.message}" for o in self.outcomes for f in o.result.findings]
+
+    def render(self, fmt: str) -> str:
+        return FORMATS[fmt](self.outcomes)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if any(o.result.status is Status.ERROR for o in self.outcomes):
+            return ExitCode.ERROR
+        if self.pending_is_failure and any(o.result.status is Status.CHANGED for o in self.outcomes):
+            return ExitCode.PENDING
+        return ExitCode.OK
 
 
 def summary(outcomes: list[FileOutcome], verb: str) -> str:

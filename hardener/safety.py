@@ -16,7 +16,7 @@ from typing import Any, Callable
 from deepdiff import DeepDiff
 
 from . import document, schema
-from .model import Change, HardenError
+from .model import Change, HardenError, RefusedError
 
 
 def check(before: list[Any], intended: list[Any], output: str, replan: Callable[[], list[Change]]) -> None:
@@ -26,20 +26,20 @@ def check(before: list[Any], intended: list[Any], output: str, replan: Callable[
     try:
         after = [d for d in document.load_data(output) if d is not None]
     except HardenError as exc:
-        raise HardenError(f"refused: the output does not parse ({exc.message})") from None
+        raise RefusedError(f"refused: the output does not parse ({exc.message})") from None
     pairs = [(old, want) for old, want in zip(before, intended) if want is not None]
     if len(pairs) != len(after):
-        raise HardenError(f"refused: the output has {len(after)} YAML documents, the input {len(pairs)}")
+        raise RefusedError(f"refused: the output has {len(after)} YAML documents, the input {len(pairs)}")
     for (old_data, want), new_data in zip(pairs, after):
         diff = None if want == new_data else DeepDiff(want, new_data, verbose_level=0)
         if diff:
             first = next(iter(diff.to_dict().items()))
-            raise HardenError(f"refused: the output does not load to the intended data ({first[0]}: {str(first[1])[:160]})")
+            raise RefusedError(f"refused: the output does not load to the intended data ({first[0]}: {str(first[1])[:160]})")
         if want != old_data:
             gained = schema.errors(new_data)
             gained = gained - schema.errors(old_data) if gained else gained
             if gained:
-                raise HardenError(f"refused: the output breaks the compose-spec schema ({sorted(gained)[0]})")
+                raise RefusedError(f"refused: the output breaks the compose-spec schema ({sorted(gained)[0]})")
     again = replan()
     if again:
-        raise HardenError(f"refused: not idempotent, a second run would change {again[0].service}: {again[0].describe()}")
+        raise RefusedError(f"refused: not idempotent, a second run would change {again[0].service}: {again[0].describe()}")

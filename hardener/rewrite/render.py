@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 
-from .model import HardenError
+from ..model import HardenError, RefusedError
 
 _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(r"\s*([\[\]{},:])\s*")
@@ -101,7 +101,7 @@ def patch(original: str, r0: str, r1: str) -> str:
         new = r1_lines[j1:j2]
         if i2 > i1:
             if any(i not in to_o for i in range(i1, i2)):
-                raise HardenError("cannot place the change: the edited lines are written in a form the patcher does not follow")
+                raise RefusedError("cannot place the change: the edited lines are written in a form the patcher does not follow")
             start, end = to_o[i1][0], to_o[i2 - 1][1]
             delta = _indent(o_lines[start]) - _indent(r0_lines[i1])
             if i2 - i1 == 1 and j2 - j1 == 1 and end - start == 1:
@@ -161,7 +161,7 @@ def _insert_position(i1: int, r0_len: int, o_len: int, to_o: dict[int, tuple[int
         return 0
     if i1 == r0_len:  # after a last value the alignment did not follow
         return o_len
-    raise HardenError("cannot place the change: the surrounding lines are written in a form the patcher does not follow")
+    raise RefusedError("cannot place the change: the surrounding lines are written in a form the patcher does not follow")
 
 
 def _sibling_delta(

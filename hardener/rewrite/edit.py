@@ -16,8 +16,8 @@ from ruamel.yaml.error import CommentMark
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarString, LiteralScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from .document import merge_position, own_keys
-from .model import Change, HardenError, Op
+from ..document import merge_position, own_keys
+from ..model import Change, HardenError, RefusedError, Op
 
 _COMMENT = 2  # slot of the comment after a mapping value in ca.items
 _ITEM_COMMENT = 0  # slot of the comment after a sequence item
@@ -31,7 +31,7 @@ def apply(services: CommentedMap, changes: Iterable[Change]) -> None:
     for name, planned in by_service.items():
         service = services.get(name)
         if not isinstance(service, CommentedMap):
-            raise HardenError(f"service {name!r} is not a mapping")
+            raise RefusedError(f"service {name!r} is not a mapping")
         flow = _is_flow(service)
         for change in planned:
             if change.op is Op.SET:
@@ -55,20 +55,20 @@ def _set_path(node: CommentedMap, path: tuple[str, ...], value: Any) -> None:
     head, rest = path[0], path[1:]
     if not rest:
         if head in own_keys(node):
-            raise HardenError(f"refusing to overwrite existing key {head!r}")
+            raise RefusedError(f"refusing to overwrite existing key {head!r}")
         append_key(node, head, value)
         return
     child = node.get(head) if head in own_keys(node) else None
     if child is None:
         if head in node:  # inherited through a merge key: never edit the anchor
-            raise HardenError(f"refusing to edit {head!r} inherited through a merge key")
+            raise RefusedError(f"refusing to edit {head!r} inherited through a merge key")
         built: Any = value
         for key in reversed(rest):
             built = CommentedMap([(key, built)])
         append_key(node, head, built)
         return
     if not isinstance(child, CommentedMap):
-        raise HardenError(f"cannot add {'.'.join(path)}: {head!r} is not a mapping")
+        raise RefusedError(f"cannot add {'.'.join(path)}: {head!r} is not a mapping")
     _set_path(child, rest, value)
 
 
@@ -86,7 +86,7 @@ def _add_items(service: CommentedMap, key: str, items: list[Any]) -> None:
             _copy_eol_comment(service, key, seq)
             service[key] = seq
             return
-        raise HardenError(f"cannot add to {key!r}: it is neither a list nor a string")
+        raise RefusedError(f"cannot add to {key!r}: it is neither a list nor a string")
     inherited = service.get(key)
     inherited = [inherited] if isinstance(inherited, str) else list(inherited or [])
     seq = CommentedSeq([*inherited, *items])

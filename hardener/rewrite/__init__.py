@@ -1,0 +1,31 @@
+"""Rewriting one YAML document: carry out planned changes as a minimal text patch.
+
+`rewrite(doc, changes)` is the only way the rest of the package changes text. Inside:
+R0 = dump of the unedited round-trip tree, `edit.apply` carries the changes out on the
+tree (the only code that mutates it), R1 = dump of the edited tree, and `render.patch`
+splices the R0 → R1 difference into the document's own text, so every untouched line
+stays as written. The caller checks the result (`safety`) before anyone writes it.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Iterable
+
+from ..document import Document, make_yaml, services
+from ..model import Change
+from . import edit, render
+
+
+def _dump(doc: Document) -> str:
+    stream = io.StringIO()
+    make_yaml(doc.indent).dump(doc.tree, stream)
+    return stream.getvalue()
+
+
+def rewrite(doc: Document, changes: Iterable[Change]) -> str:
+    """The document's text with `changes` carried out. The document's tree is edited in
+    place: a document is rewritten once."""
+    r0 = _dump(doc)
+    edit.apply(services(doc), changes)
+    return render.patch(doc.text, r0, _dump(doc))
