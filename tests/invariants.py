@@ -1,40 +1,146 @@
-"""Checks shared by the fixture, property and corpus tests."""
+"""Checks shared by the fixture, property and corpus tests.
+
+`lost_lines` is the strict form of invariant 1 (untouched lines are byte-identical). An
+original line may change or disappear only where hardening has to write:
+
+(a) inside the span of a hardening key written in a service itself (`HARDENING_KEYS`,
+    not one it inherits through `<<:`): from the key's line to the last line of its
+    value (a block list's last item, a flow collection's closing bracket, a block
+    scalar's last non-blank line). `deploy` is one of them: limits are added under it.
+(b) on the lines of a service written as a flow mapping (`web: {image: x}`): new keys
+    go inside its braces.
+
+Every other line of the original must be in the output, byte for byte (its own line
+ending included), in the original order; lines may be inserted anywhere. The spans come
+from parsing the ORIGINAL with ruamel.yaml's round-trip pipeline, independently of the
+code under test: every document of the stream (`---`), the services under `services:`,
+their own keys (a `<<:` merge key and what it brings in give nothing), a service written
+as an alias of another node gives nothing either (its anchor is never edited through it).
+The composed nodes are used rather than the loaded tree's `.lc`: `.lc` holds where a
+value starts, a node also where it ends. An original that does not parse gives no span:
+every one of its lines must be kept.
+"""
 
 from __future__ import annotations
 
+import re
 from difflib import SequenceMatcher
 
-HARDENING_WORDS = (
+from ruamel.yaml import YAML
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+HARDENING_KEYS = frozenset({
     "user", "read_only", "tmpfs", "cap_drop", "cap_add", "security_opt",
-    "mem_limit", "cpus", "pids_limit", "deploy", "resources", "limits",
-)
+    "mem_limit", "cpus", "pids_limit", "deploy",
+})
+MERGE_TAG = "tag:yaml.org,2002:merge"
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")  # a YAML line: CRLF, a lone CR or LF ends it
+_TRAILING_TABS = re.compile(r"[ \t]+(?=\r\n|\r|\n|$)")
+
+
+def newline_of(text: str) -> str:
+    """The line end harden gives inserted lines: CRLF where any line has it, else LF
+    where any has it, else a lone CR."""
+    return "\r\n" if "\r\n" in text else "\n" if "\n" in text else "\r" if "\r" in text else "\n"
 
 
 def _lines(text: str) -> list[str]:
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith(("\n", "\r")):  # the last line, without its line break
-        lines[-1] += "\r\n" if "\r\n" in text else "\n"
+    """The lines of `text`, each with its own line end; a last line without one gets the
+    text's line end (appending keys after it gives it one in the output)."""
+    lines = _LINE.findall(text)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += newline_of(text)
     return lines
 
 
+def _compose(text: str) -> list:
+    """Root nodes of every document (None where a document is empty); [] if the text does
+    not parse (also with trailing tabs made spaces, which keeps every line where it is)."""
+    for attempt in (text, _TRAILING_TABS.sub(lambda m: m.group(0).replace("\t", " "), text)):
+        try:
+            return list(YAML(typ="rt").compose_all(attempt))
+        except Exception:  # any parser failure: no span, every line kept
+            continue
+    return []
+
+
+def _last_line(node, lines: list[str]) -> int:
+    """0-based line of the last character of `node` as written."""
+    if isinstance(node, ScalarNode):
+        end = node.end_mark.line if node.end_mark.column > 0 else node.end_mark.line - 1
+        if node.style in ("|", ">"):  # the scalar takes the blank lines after it
+            while end > node.start_mark.line and not lines[end].strip():
+                end -= 1
+        return max(end, node.start_mark.line)
+    if getattr(node, "flow_style", False):  # ends at its closing bracket
+        return node.end_mark.line
+    if isinstance(node, SequenceNode):
+        return max([node.start_mark.line, *(_last_line(item, lines) for item in node.value)])
+    if isinstance(node, MappingNode):
+        return max([node.start_mark.line, *(max(_last_line(k, lines), _value_end(k, v, lines)) for k, v in node.value)])
+    return node.start_mark.line
+
+
+def _value_end(key, value, lines: list[str]) -> int:
+    """Last line of `key: value`: the key's own line when the value is written elsewhere
+    (an alias) or empty (`cap_drop:` with nothing after it)."""
+    if value.start_mark.index < key.start_mark.index:  # an alias: the node is its anchor's
+        return key.end_mark.line
+    if isinstance(value, ScalarNode) and value.value == "" and value.style is None:
+        return key.end_mark.line
+    return max(key.end_mark.line, _last_line(value, lines))
+
+
+def _mapping_get(node, name: str):
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and key.tag != MERGE_TAG and key.value == name:
+                return value
+    return None
+
+
+def changeable_lines(original: str) -> set[int]:
+    """0-based lines of `original` that hardening may change or remove (see the module)."""
+    lines = _lines(original)
+    free: set[int] = set()
+    for root in _compose(original):
+        services = _mapping_get(root, "services")
+        if not isinstance(services, MappingNode):
+            continue
+        for name, service in services.value:
+            if name.tag == MERGE_TAG or not isinstance(service, MappingNode):
+                continue
+            if service.start_mark.index < name.start_mark.index:  # `web2: *web`: the anchor's lines
+                continue
+            if service.flow_style:
+                free.update(range(name.start_mark.line, _last_line(service, lines) + 1))
+                continue
+            for key, value in service.value:
+                if isinstance(key, ScalarNode) and key.tag != MERGE_TAG and key.value in HARDENING_KEYS:
+                    free.update(range(key.start_mark.line, _value_end(key, value, lines) + 1))
+    return free
+
+
 def lost_lines(original: str, output: str) -> list[str]:
-    """Original lines that are not byte-identical in the output, other than lines that
-    carry a hardening key or belong to a flow collection (on one line or several) that
-    the change had to extend."""
+    """Original lines outside `changeable_lines` that the output does not keep byte for
+    byte and in order (empty when the output is the original plus insertions and edits
+    inside the hardening spans)."""
     a, b = _lines(original), _lines(output)
-    lost = []
-    for tag, i1, i2, _, _ in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if tag in ("delete", "replace"):
-            open_flow = 0  # inside a flow collection a hardening key opened over several lines
-            for line in a[i1:i2]:
-                hardening = any(word in line for word in HARDENING_WORDS)
-                opens = line.count("[") + line.count("{") - line.count("]") - line.count("}")
-                if hardening or open_flow or opens > 0:  # a flow collection the change extended
-                    open_flow = max(0, open_flow + opens)
-                    continue
-                if not line.rstrip().endswith(("}", "]")):
-                    lost.append(line)
-    return lost
+    free = changeable_lines(original)
+    kept = [line for number, line in enumerate(a) if number not in free]
+    # Greedy earliest matching decides whether `kept` is a subsequence of the output.
+    position = 0
+    for line in kept:
+        try:
+            position = b.index(line, position) + 1
+        except ValueError:
+            break
+    else:
+        return []
+    # Some line is missing: name the kept lines a line diff does not match.
+    matched = SequenceMatcher(None, kept, b, autojunk=False).get_matching_blocks()
+    found = {i for i1, _, size in matched for i in range(i1, i1 + size)}
+    return [line for number, line in enumerate(kept) if number not in found]
 
 
 def facts(text: str) -> tuple[bool, bool, bool]:

@@ -12,7 +12,8 @@ For each text, `harden_text` with the baseline profile must give a result that:
 - re-parses;
 - loads to the input plus hardening keys only: every original value kept, a hardening
   list only extended (never weaker), nothing else added or changed;
-- keeps every untouched line byte-identical (`invariants.lost_lines`);
+- keeps every untouched line byte-identical (`invariants.lost_lines`, the strict check:
+  only the spans of hardening keys and flow-style services may change);
 - keeps BOM / line-ending / final-newline facts;
 - has no compose-spec schema error the input did not have;
 - is idempotent (a second run is UNCHANGED, byte for byte).
@@ -408,23 +409,6 @@ def _deploy_kept(old: dict, new: dict, where: str) -> list[str]:
     return problems
 
 
-_END_COMMENT = re.compile(r"\s+#[^'\"\]}]*$")
-
-
-def _extended_flow(line: str) -> bool:
-    """A flow collection line with an end-of-line comment: the change had to extend it
-    (`invariants.lost_lines` already allows such lines without a comment)."""
-    return _END_COMMENT.sub("", line.rstrip()).endswith(("}", "]"))
-
-
-def lost(text: str, out: str) -> list[str]:
-    """`invariants.lost_lines`, less extended flow lines with a comment; a CR-only file is
-    compared as LF (lost_lines' last-line fix-up assumes LF / CRLF; facts() checks the CRs)."""
-    if "\n" not in text and "\n" not in out:
-        text, out = text.replace("\r", "\n"), out.replace("\r", "\n")
-    return [line for line in lost_lines(text, out) if not _extended_flow(line)]
-
-
 def check_hardened(text: str) -> None:
     """Every property for one input text."""
     before = load_all(text)  # the generator must make valid YAML (HardenError otherwise)
@@ -435,7 +419,7 @@ def check_hardened(text: str) -> None:
     assert len(after) == len(before)
     problems = never_weaker(before, after)
     assert problems == [], problems
-    assert lost(text, out) == []
+    assert lost_lines(text, out) == []
     assert facts(out) == facts(text)
     assert out.count("\n---") == text.count("\n---")
     for old, new in zip(before, after):
@@ -511,7 +495,7 @@ def test_damaged_input_never_crashes_and_never_writes_damage(text: str):
         return
     out = result.text
     load_all(out)
-    assert lost(text, out) == []
+    assert lost_lines(text, out) == []
     assert facts(out) == facts(text)
     again = harden_text(out, BASELINE)
     assert again.status is Status.UNCHANGED and again.text == out, (again.status, again.message)
