@@ -4,7 +4,9 @@ service: pure functions, fed with the shapes `docker inspect`, `/proc/1/status` 
 
 from __future__ import annotations
 
-from hardener.verify import Box, diagnose, expectations, judge
+from hardener.verify.diagnose import diagnose
+from hardener.verify.expect import expectations
+from hardener.verify.judge import Box, judge, parse_status, parse_top
 
 HARDENED = {
     "image": "example/app:1.0",
@@ -68,3 +70,10 @@ def test_diagnosis_names_the_fix():
     assert hints[0].startswith('"Read-only file system": add a tmpfs (or a volume) for /var/cache')
     assert '"/var/cache:uid=1000,gid=1000"' in hints[0]
     assert "probably CHOWN" in hints[1]
+
+
+def test_status_and_top_texts_are_parsed():
+    status = parse_status("Name:\tnginx\nUid:\t0\t0\t0\t0\nCapEff:\t00000000000000c1\nNoNewPrivs:\t1\n")
+    assert status == {"Name": "nginx", "Uid": "0\t0\t0\t0", "CapEff": "00000000000000c1", "NoNewPrivs": "1"}
+    assert parse_top("PID    UID   COMMAND\n4242   0     nginx\n4300   101   nginx worker\n") == [("0", "nginx"), ("101", "nginx worker")]
+    assert parse_status(None) is None and parse_top(None) is None
