@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-CONTROLS: tuple[str, ...] = ("user", "read_only", "capabilities", "no_new_privileges", "resources")
 FINDINGS: tuple[str, ...] = ("privileged", "host_namespace", "docker_socket", "unconfined", "dangerous_cap", "weakened")
 
 

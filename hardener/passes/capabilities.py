@@ -34,12 +34,18 @@ Options: profile `capabilities.add`; `x-harden: {cap_add: [...]}`; `--skip capab
 from __future__ import annotations
 
 from ..model import Change, Op, Skip
-from ..profile import Settings
+from ..settings import Settings
 from ..values import as_list, cap_name, is_true, is_variable
 from ..view import ServiceView
 
 ID = "capabilities"
 SUMMARY = "cap_drop: [ALL] plus only the capabilities the image needs."
+
+_NAMES = {"type": "array", "items": {"type": "string", "pattern": "^[A-Z_]+$"}}
+#: Schema of the profile section this pass reads (`profile.schema.json` gets it).
+PROFILE = {"capabilities": {"type": "object", "additionalProperties": False, "properties": {"add": _NAMES, "dangerous": _NAMES}}}
+#: Schema of the `x-harden` keys this pass reads (`x-harden.schema.json` gets it).
+X_HARDEN = {"cap_add": {"type": "array", "items": {"type": "string"}}}
 
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:

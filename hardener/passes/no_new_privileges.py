@@ -26,7 +26,7 @@ Options: `--skip no_new_privileges`.
 from __future__ import annotations
 
 from ..model import Change, Op, Skip
-from ..profile import Settings
+from ..settings import Settings
 from ..values import as_list, is_variable, no_new_privileges
 from ..view import ServiceView
 

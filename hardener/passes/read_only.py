@@ -42,12 +42,41 @@ from typing import Any
 
 from ..images import TmpfsSpec
 from ..model import Change, Op, Skip
-from ..profile import Settings
+from ..settings import Settings
 from ..values import as_list, is_false, is_variable, mounted_targets, numeric_user
 from ..view import ServiceView
 
 ID = "read_only"
 SUMMARY = "Read-only root filesystem, tmpfs for the paths that must stay writable."
+
+_SIZE = {"type": "string", "pattern": "^[0-9]+[kmgKMG]?$"}
+#: Schema of the profile section this pass reads (`profile.schema.json` gets it).
+PROFILE = {
+    "tmpfs": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "size": _SIZE,
+            "paths": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["path"],
+                    "properties": {
+                        "path": {"type": "string", "pattern": "^/"},
+                        "owner": {"enum": ["user", "root"]},
+                        "mode": {"type": "string", "pattern": "^[0-7]{3,4}$"},
+                        "size": _SIZE,
+                        "exec": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+    }
+}
+#: Schema of the `x-harden` keys this pass reads (`x-harden.schema.json` gets it).
+X_HARDEN = {"tmpfs": {"type": "array", "items": {"type": "string"}, "description": "tmpfs entries written as given: /path[:options]"}}
 
 
 def tmpfs_entry(spec: TmpfsSpec, user: Any, default_size: str) -> str:

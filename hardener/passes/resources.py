@@ -40,12 +40,35 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import Change, Op, Skip
-from ..profile import Settings
+from ..settings import Settings
 from ..view import ServiceView
 
 ID = "resources"
 SUMMARY = "Memory, CPU and PID limits, in the form the file already uses."
 SHORT = {"memory": "mem_limit", "cpus": "cpus", "pids": "pids_limit"}
+
+#: Schema of the profile section this pass reads (`profile.schema.json` gets it).
+PROFILE = {
+    "resources": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "memory": {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[bkmgBKMG]?$"},
+            "cpus": {"type": "number", "exclusiveMinimum": 0},
+            "pids": {"type": "integer", "minimum": 1},
+            "form": {"enum": ["auto", "short", "deploy"]},
+        },
+    }
+}
+#: Schema of the `x-harden` keys this pass reads (`x-harden.schema.json` gets it).
+X_HARDEN = {
+    "memory": {"type": ["string", "integer"], "minimum": 0, "pattern": r"^([0-9]+(\.[0-9]+)?[bkmgtBKMGT]?[bB]?|.*\$.*)$",
+               "errorMessage": {"pattern": "must be a size like 512m or 1g, got {value}"}},
+    "cpus": {"type": ["number", "string"], "minimum": 0, "pattern": r"^[0-9]+(\.[0-9]+)?$",
+             "errorMessage": {"pattern": "must be a number of CPUs like 0.5, got {value}"}},
+    "pids": {"type": ["integer", "string"], "minimum": -1, "pattern": "^-?[0-9]+$",
+             "errorMessage": {"pattern": "must be an integer, got {value}"}},
+}
 
 
 def deploy_limits(data: Any) -> dict:

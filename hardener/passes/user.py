@@ -27,12 +27,21 @@ Options: profile `user`; `x-harden: {user: "uid:gid"}`; `--skip user`.
 from __future__ import annotations
 
 from ..model import Change, Op, Skip
-from ..profile import Settings
+from ..settings import Settings
 from ..values import is_root_user, is_true
 from ..view import ServiceView
 
 ID = "user"
 SUMMARY = "Run as a non-root user (quoted uid:gid)."
+
+#: Schema of the profile section this pass reads (`profile.schema.json` gets it).
+PROFILE = {"user": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$"}}
+#: Schema of the `x-harden` keys this pass reads (`x-harden.schema.json` gets it).
+X_HARDEN = {
+    "user": {"type": ["string", "integer"], "minimum": 0,
+             "pattern": r"^([A-Za-z0-9_.][A-Za-z0-9_.-]*(:[A-Za-z0-9_.][A-Za-z0-9_.-]*)?|.*\$.*)$",
+             "errorMessage": {"pattern": "must be uid[:gid] or name[:group], got {value}"}},
+}
 
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:

@@ -23,10 +23,9 @@ def _dump(doc: Document) -> str:
     return stream.getvalue()
 
 
-def rewrite(doc: Document, changes: Iterable[Change], unterminated: bool = False) -> str:
+def rewrite(doc: Document, changes: Iterable[Change]) -> str:
     """The document's text with `changes` carried out. The document's tree is edited in
-    place: a document is rewritten once. `unterminated`: this document ends the file and
-    the file has no final line break (see `edit.apply`)."""
+    place: a document is rewritten once."""
     r0 = _dump(doc)
-    edit.apply(services(doc), changes, unterminated)
+    edit.apply(services(doc), changes)
     return render.patch(doc.text, r0, _dump(doc))

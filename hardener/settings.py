@@ -1,0 +1,120 @@
+"""What one service gets: its `Settings`, resolved from every layer.
+
+Layers, lowest first: the profile, the image knowledge entry matched for the service's
+image, `x-harden` in the service, command line `--skip`. `sources` records which layer
+set each value, for the report and `harden profiles show`. A control's own options
+that no typed field carries are in `profile` (the profile's sections) and `x_harden`
+(the service's checked block): a pass reads them there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+from . import config_schemas
+from .config import Config
+from .images import TmpfsSpec, builtin_entries, match_image
+from .values import memory_bytes
+from .view import ServiceView
+
+if TYPE_CHECKING:
+    from .profile import Profile
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one service should get, after every layer."""
+
+    user: str
+    tmpfs: tuple[TmpfsSpec, ...]
+    tmpfs_extra: tuple[str, ...]  # literal entries from x-harden
+    tmpfs_size: str
+    cap_add: tuple[str, ...]
+    skip: Mapping[str, str]  # control -> reason
+    memory: str
+    cpus: float
+    pids: int
+    form: str
+    image: str | None  # id of the image knowledge entry matched
+    requires_mounts: tuple[str, ...] = ()  # data paths the image writes that are no VOLUME
+    dangerous_caps: frozenset[str] = frozenset()
+    sources: Mapping[str, str] = field(default_factory=dict)
+    profile: Mapping[str, Any] = field(default_factory=dict)  # the profile's data, every section
+    x_harden: Mapping[str, Any] = field(default_factory=dict)  # the service's x-harden, checked
+
+
+def x_harden(view: ServiceView) -> dict[str, Any]:
+    """The service's `x-harden` block, checked against its schema (`skip` as a list).
+    Errors point at line:column of the offending value in the Compose file."""
+    block = view.data.get("x-harden")
+    if block is None:
+        return {}
+    config = Config(block, where=f"service {view.name!r}", prefix=("x-harden",), located=view.config)
+    config.check(config_schemas.validator("x-harden"))
+    skip = block.get("skip", [])
+    return {**block, "skip": [skip] if isinstance(skip, str) else list(skip)}
+
+
+def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = frozenset()) -> Settings:
+    sources = dict(profile.sources)
+    skip: dict[str, str] = {c: f"skipped by profile {profile.name}" for c in profile.skip}
+    user, tmpfs, cap_add = profile.user, profile.tmpfs, profile.cap_add
+    memory, pids = profile.memory, profile.pids
+    entry = match_image(view.data.get("image"), builtin_entries()) if profile.image_knowledge else None
+    if entry is not None:
+        tag = f"image:{entry.id}"
+        if entry.user:
+            user, sources["user"] = entry.user, tag
+        if entry.tmpfs:
+            by_path = {spec.path: spec for spec in (*tmpfs, *entry.tmpfs)}  # the image's spec wins for a path in both
+            tmpfs, sources["tmpfs.paths"] = tuple(by_path.values()), tag
+        if entry.cap_add:
+            cap_add, sources["capabilities.add"] = tuple(dict.fromkeys((*cap_add, *entry.cap_add))), tag
+        for control, reason in entry.skip.items():
+            skip[control] = f"{entry.title}: {reason}"
+        if entry.memory and (memory_bytes(entry.memory) or 0) > (memory_bytes(memory) or 0):
+            memory, sources["resources.memory"] = entry.memory, tag
+        if entry.pids and entry.pids > pids:
+            pids, sources["resources.pids"] = entry.pids, tag
+    block = x_harden(view)
+    extra: tuple[str, ...] = ()
+    if block:
+        for control in block.get("skip", []):
+            skip[control] = "skipped by x-harden in the file"
+        if "user" in block:  # an explicit user in the file overrides an image skip
+            user, sources["user"] = str(block["user"]), "x-harden"
+            if skip.pop("user", None) is not None and entry is not None and entry.cap_add:
+                # The image's capabilities were for its root mode, which the file opted out of.
+                cap_add = profile.cap_add
+                sources["capabilities.add"] = "x-harden (non-root instead of the image's root mode)"
+        if block.get("tmpfs"):
+            extra, sources["tmpfs.paths"] = tuple(block["tmpfs"]), "x-harden"
+        if block.get("cap_add"):
+            cap_add, sources["capabilities.add"] = tuple(dict.fromkeys((*cap_add, *block["cap_add"]))), "x-harden"
+        if "memory" in block:
+            memory, sources["resources.memory"] = str(block["memory"]), "x-harden"
+        if "pids" in block:
+            pids, sources["resources.pids"] = int(block["pids"]), "x-harden"
+    cpus = float(block["cpus"]) if block and "cpus" in block else profile.cpus
+    for control in cli_skip:
+        skip[control] = "skipped on the command line"
+    return Settings(
+        user=user,
+        tmpfs=tmpfs,
+        tmpfs_extra=extra,
+        tmpfs_size=profile.tmpfs_size,
+        cap_add=cap_add,
+        skip=skip,
+        memory=memory,
+        cpus=cpus,
+        pids=pids,
+        form=profile.form,
+        image=entry.id if entry else None,
+        requires_mounts=entry.requires_mounts if entry else (),
+        dangerous_caps=profile.dangerous_caps,
+        sources=sources,
+        profile=profile.data,
+        x_harden=block,
+    )
+
