@@ -54,7 +54,21 @@ def _view(doc: document.Document, name: Any, model: data.MapNode, file_form: str
         document=doc.index,
         file_form=file_form,
         config=where.config,
+        signals=where.signals,
     )
+
+
+# x-harden keys that set a control's value: the file then overrides its author's comment.
+_SETS = {"user": ("user",), "read_only": ("tmpfs",), "capabilities": ("cap_add",), "resources": ("memory", "cpus", "pids")}
+
+
+def _signal(view: ServiceView, control: str) -> str | None:
+    """The author's comment against `control`, unless x-harden sets that control."""
+    reason = view.signals.get(control)
+    block = view.data.get("x-harden")
+    if reason and isinstance(block, dict) and any(k in block for k in _SETS.get(control, ())):
+        return None
+    return reason
 
 
 def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str], plan: Plan, project: Project = Project()) -> None:
@@ -89,8 +103,9 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
             plan.matches.append((view.name, settings.image))
         plan.findings += [replace(f, document=doc.index) for f in findings.scan(view, settings)]
         for hardening in PASSES:
-            if hardening.ID in settings.skip:
-                plan.skips.append(Skip(hardening.ID, view.name, settings.skip[hardening.ID], view.line, doc.index))
+            reason = settings.skip.get(hardening.ID) or _signal(view, hardening.ID)
+            if reason:
+                plan.skips.append(Skip(hardening.ID, view.name, reason, view.line, doc.index))
                 continue
             planned = hardening.plan(view, settings)
             new = [replace(c, document=doc.index) for c in planned if isinstance(c, Change)]
@@ -164,9 +179,9 @@ def _harden(text: str, profile: Profile, skip: frozenset[str], project: Project)
             if not mine:
                 pieces.append(doc.text)
                 continue
-            pieces.append(rewrite(doc, mine))
+            pieces.append(rewrite(doc, mine, unterminated=not facts.final_newline and doc is documents[-1]))
         output = document.join_facts(facts, "".join(pieces))
-        safety.check(before, intended, output, lambda: plan_text(documents, profile, skip, project).changes)
+        safety.check(before, intended, output, lambda: plan_text(documents, profile, skip, project).changes, original=text)
     return Result(
         Status.CHANGED if output != text else Status.UNCHANGED,
         text,

@@ -19,6 +19,7 @@ from ruamel.yaml.nodes import ScalarNode, SequenceNode
 
 from . import data
 from .model import HardenError, InputError
+from .signals import author_signals
 from .textfacts import TextFacts, join_facts, split_documents, split_facts  # noqa: F401  (re-exported)
 
 # Nodes that aliases may add when expanded; beyond it the file is an attack ("billion
@@ -299,6 +300,7 @@ class Layout:
     line: int | None
     keys: dict[str, int]
     config: dict[tuple[Any, ...], tuple[int, int]]
+    signals: dict[str, str]  # control -> the author's comment that says to leave it alone
 
 
 def services(doc: Document) -> CommentedMap | None:
@@ -338,7 +340,9 @@ def layout(doc: Document, name: Any) -> Layout:
             where = value_position(node, "x-harden", doc.first_line)
             if where[0] is not None:
                 config[("x-harden",)] = where  # type: ignore[assignment]
-    return Layout(key_line(section, name, doc.first_line), keys, config)
+    line = key_line(section, name, doc.first_line)
+    signals = author_signals(doc.text.split("\n"), line - 1 - doc.first_line, doc.first_line) if line is not None and "#" in doc.text else {}
+    return Layout(line, keys, config, signals)
 
 
 def model(node: Any, memo: dict[int, Any] | None = None) -> Any:

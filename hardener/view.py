@@ -21,6 +21,7 @@ class ServiceView:
     file_form: str | None = None  # "deploy" / "short": the limits form other services use
     extended: frozenset[str] = frozenset()  # keys that come from a same-file `extends` base
     config: Mapping[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)  # x-harden path -> (line, col)
+    signals: Mapping[str, str] = field(default_factory=dict)  # control -> the author's comment against it
 
     def has(self, key: str) -> bool:
         return key in self.data and self.data[key] is not None

@@ -23,9 +23,10 @@ def _dump(doc: Document) -> str:
     return stream.getvalue()
 
 
-def rewrite(doc: Document, changes: Iterable[Change]) -> str:
+def rewrite(doc: Document, changes: Iterable[Change], unterminated: bool = False) -> str:
     """The document's text with `changes` carried out. The document's tree is edited in
-    place: a document is rewritten once."""
+    place: a document is rewritten once. `unterminated`: this document ends the file and
+    the file has no final line break (see `edit.apply`)."""
     r0 = _dump(doc)
-    edit.apply(services(doc), changes)
+    edit.apply(services(doc), changes, unterminated)
     return render.patch(doc.text, r0, _dump(doc))

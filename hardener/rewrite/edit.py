@@ -23,8 +23,14 @@ _COMMENT = 2  # slot of the comment after a mapping value in ca.items
 _ITEM_COMMENT = 0  # slot of the comment after a sequence item
 
 
-def apply(services: CommentedMap, changes: Iterable[Change]) -> None:
-    """Carry out `changes` on the `services` mapping of one document, in order."""
+def apply(services: CommentedMap, changes: Iterable[Change], unterminated: bool = False) -> None:
+    """Carry out `changes` on the `services` mapping of one document, in order.
+
+    `unterminated`: the document ends the file without a final line break. A block scalar
+    (`command: |`) written last then means its text without a trailing newline; a key
+    appended after it would give the value that newline. New keys of that service go
+    before the key that holds it instead."""
+    last = _last_block_key(services) if unterminated else None
     by_service: dict[str, list[Change]] = {}
     for change in changes:
         by_service.setdefault(change.service, []).append(change)
@@ -33,13 +39,30 @@ def apply(services: CommentedMap, changes: Iterable[Change]) -> None:
         if not isinstance(service, CommentedMap):
             raise RefusedError(f"service {name!r} is not a mapping")
         flow = _is_flow(service)
+        before = last[1] if last is not None and last[0] == name else None
         for change in planned:
             if change.op is Op.SET:
-                _set_path(service, change.path, _scalar(change.path[-1], change.new, flow))
+                _set_path(service, change.path, _scalar(change.path[-1], change.new, flow), before)
             else:
                 current = service.get(change.path[0])
                 in_flow = flow or (change.path[0] in own_keys(service) and _is_flow(current))
-                _add_items(service, change.path[0], [_scalar(change.path[0], v, in_flow) for v in change.new])
+                _add_items(service, change.path[0], [_scalar(change.path[0], v, in_flow) for v in change.new], before)
+
+
+def _last_block_key(services: CommentedMap) -> tuple[Any, Any] | None:
+    """(service, key) when the document's last value is a block scalar inside that key
+    of the last service, written last in the file."""
+    if not services:
+        return None
+    name = list(services.keys())[-1]
+    service = services[name]
+    if not isinstance(service, CommentedMap) or not service or _is_flow(service):
+        return None
+    key = list(service.keys())[-1]
+    node: Any = service[key]
+    while isinstance(node, (CommentedMap, CommentedSeq)) and node and not _is_flow(node):
+        node = node[list(node.keys())[-1]] if isinstance(node, CommentedMap) else node[-1]
+    return (name, key) if isinstance(node, (LiteralScalarString, FoldedScalarString)) else None
 
 
 def _scalar(key: str, value: Any, flow: bool = False) -> Any:
@@ -51,12 +74,12 @@ def _scalar(key: str, value: Any, flow: bool = False) -> Any:
     return value
 
 
-def _set_path(node: CommentedMap, path: tuple[str, ...], value: Any) -> None:
+def _set_path(node: CommentedMap, path: tuple[str, ...], value: Any, before: Any = None) -> None:
     head, rest = path[0], path[1:]
     if not rest:
         if head in own_keys(node):
             raise RefusedError(f"refusing to overwrite existing key {head!r}")
-        append_key(node, head, value)
+        append_key(node, head, value, before)
         return
     child = node.get(head) if head in own_keys(node) else None
     if child is None:
@@ -65,14 +88,14 @@ def _set_path(node: CommentedMap, path: tuple[str, ...], value: Any) -> None:
         built: Any = value
         for key in reversed(rest):
             built = CommentedMap([(key, built)])
-        append_key(node, head, built)
+        append_key(node, head, built, before)
         return
     if not isinstance(child, CommentedMap):
         raise RefusedError(f"cannot add {'.'.join(path)}: {head!r} is not a mapping")
     _set_path(child, rest, value)
 
 
-def _add_items(service: CommentedMap, key: str, items: list[Any]) -> None:
+def _add_items(service: CommentedMap, key: str, items: list[Any], before: Any = None) -> None:
     if key in own_keys(service):
         current = service[key]
         if current is None:  # `cap_drop:` with no value
@@ -90,7 +113,7 @@ def _add_items(service: CommentedMap, key: str, items: list[Any]) -> None:
     inherited = service.get(key)
     inherited = [inherited] if isinstance(inherited, str) else list(inherited or [])
     seq = CommentedSeq([*inherited, *items])
-    append_key(service, key, seq)
+    append_key(service, key, seq, before)
 
 
 def _copy_eol_comment(service: CommentedMap, key: str, seq: CommentedSeq) -> None:
@@ -102,7 +125,10 @@ def _copy_eol_comment(service: CommentedMap, key: str, seq: CommentedSeq) -> Non
 # --- appending with the trailing comment moved ----------------------------------------
 
 
-def append_key(mapping: CommentedMap, key: str, value: Any) -> None:
+def append_key(mapping: CommentedMap, key: str, value: Any, before: Any = None) -> None:
+    if before is not None and before in mapping:  # new keys go above `before`, which stays last
+        mapping.insert(list(mapping.keys()).index(before), key, value)
+        return
     token = _detach_trailing(mapping)
     mapping[key] = value
     if token is not None:
