@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import data, document, findings, inherit, safety
+from . import data, document, findings, inherit, safety, swarm
 from .rewrite import rewrite
 from .model import Change, Failure, Finding, HardenError, InputError, Project, RefusedError, Result, Skip, Status
 from .passes import CONTROLS, PASSES
@@ -40,7 +40,7 @@ def _looks_v1(tree: Any) -> bool:
     )
 
 
-def _view(doc: document.Document, name: Any, model: data.MapNode, file_form: str | None) -> ServiceView:
+def _view(doc: document.Document, name: Any, model: data.MapNode, context: dict[str, Any]) -> ServiceView:
     where = document.layout(doc, name)
     current = model.lookup(name)[1]
     own = frozenset(str(k) for k in current.own) if isinstance(current, data.MapNode) else frozenset()
@@ -52,8 +52,8 @@ def _view(doc: document.Document, name: Any, model: data.MapNode, file_form: str
         lines=where.keys,
         line=where.line,
         document=doc.index,
-        file_form=file_form,
         config=where.config,
+        **context,
         signals=where.signals,
     )
 
@@ -81,9 +81,14 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
     root = plan.models[doc.index] = document.model(doc.tree)
     model = data.services(root) or data.MapNode()
     forms = [form_of(data.resolve(s)) for s in model.own.values() if isinstance(s, data.MapNode)]
-    file_form = "deploy" if "deploy" in forms and "short" not in forms else "short" if "short" in forms else None
+    plain_root = data.resolve(root)
+    context = {
+        "file_form": "deploy" if "deploy" in forms and "short" not in forms else "short" if "short" in forms else None,
+        "target": "swarm" if swarm.is_stack(plain_root) else "compose",
+        "stack_pids": swarm.takes_pids(plain_root),
+    }
     for name in inherit.file_order(document.service_names(doc), model):
-        view = _view(doc, name, model, file_form)
+        view = _view(doc, name, model, context)
         plan.services += 1
         base = inherit.external_base(view, project)
         if base is not None:

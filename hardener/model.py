@@ -38,6 +38,14 @@ class Change:
     caveat: str | None = None
     line: int | None = None
     document: int = 0
+    # What the value rests on, strongest first: "x-harden", "knowledge:<entry>",
+    # "image:<digest> <fact>", "declared:<key> <value>", "observed:<what>", or "default"
+    # (the profile's value, not checked against this service).
+    evidence: str = "default"
+
+    @property
+    def unverified(self) -> bool:
+        return self.evidence == "default"
 
     def describe(self) -> str:
         key = ".".join(self.path)

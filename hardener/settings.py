@@ -44,6 +44,20 @@ class Settings:
     x_harden: Mapping[str, Any] = field(default_factory=dict)  # the service's x-harden, checked
 
 
+def evidence(settings: Settings, *keys: str) -> str:
+    """What the value of profile key `keys[0]` (or the first of `keys` a stronger layer set)
+    rests on, as a `Change.evidence`."""
+    for key in keys:
+        source = settings.sources.get(key, "")
+        if source.startswith("x-harden"):
+            return "x-harden"
+        if source.startswith("image:"):
+            return "knowledge:" + source[len("image:"):]
+        if source.startswith(("facts:", "declared:", "observed:")):
+            return source.split(":", 1)[1] if source.startswith("facts:") else source
+    return "default"
+
+
 def x_harden(view: ServiceView) -> dict[str, Any]:
     """The service's `x-harden` block, checked against its schema (`skip` as a list).
     Errors point at line:column of the offending value in the Compose file."""

@@ -24,7 +24,7 @@ _COMMENTED_KEY = re.compile(
 )
 # A note about a control that says it failed.
 _CONTROL_WORDS = {
-    "user": re.compile(r"\b(?:rootless|non-?root|user:?)\b", re.I),
+    "user": re.compile(r"\b(?:rootless|non-?root|user:|`user`|runs? as (?:a |an )?(?:user|uid|non-?root))", re.I),
     "read_only": re.compile(r"\bread[_ -]?only\b", re.I),
     "capabilities": re.compile(r"\bcap_(?:drop|add)\b|\bcapabilit", re.I),
     "no_new_privileges": re.compile(r"no-new-privileges", re.I),

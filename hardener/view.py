@@ -19,6 +19,8 @@ class ServiceView:
     line: int | None = None  # line of the service's own key
     document: int = 0
     file_form: str | None = None  # "deploy" / "short": the limits form other services use
+    target: str = "compose"  # "swarm" for a stack file (`docker stack deploy`): only what swarm accepts
+    stack_pids: bool = True  # the stack file's format takes deploy.resources.limits.pids (3.9 on)
     extended: frozenset[str] = frozenset()  # keys that come from a same-file `extends` base
     config: Mapping[tuple[Any, ...], tuple[int, int]] = field(default_factory=dict)  # x-harden path -> (line, col)
     signals: Mapping[str, str] = field(default_factory=dict)  # control -> the author's comment against it

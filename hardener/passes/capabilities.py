@@ -34,7 +34,7 @@ Options: profile `capabilities.add`; `x-harden: {cap_add: [...]}`; `--skip capab
 from __future__ import annotations
 
 from ..model import Change, Op, Skip
-from ..settings import Settings
+from ..settings import Settings, evidence
 from ..values import as_list, cap_name, is_true, is_variable
 from ..view import ServiceView
 
@@ -60,11 +60,13 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
         return []
     out: list[Change | Skip] = [
         Change(ID, service.name, ("cap_drop",), Op.ADD, ("ALL",), "drop every capability",
-               caveat="entrypoints that chown or switch user need the capabilities listed in cap_add", line=service.line)
+               caveat="entrypoints that chown or switch user need the capabilities listed in cap_add", line=service.line,
+               evidence=evidence(settings, "capabilities.add", "user"))
     ]
     added = {cap_name(c) for c in as_list(service.data.get("cap_add"))}
     missing = tuple(c for c in settings.cap_add if cap_name(c) not in added and "ALL" not in added)
     if missing:
         source = settings.sources.get("capabilities.add", "profile")
-        out.append(Change(ID, service.name, ("cap_add",), Op.ADD, missing, f"needed by the image ({source})", line=service.line))
+        out.append(Change(ID, service.name, ("cap_add",), Op.ADD, missing, f"needed by the image ({source})", line=service.line,
+                          evidence=evidence(settings, "capabilities.add")))
     return out

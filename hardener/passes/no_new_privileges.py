@@ -39,6 +39,8 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
     value = service.data.get("security_opt")
     if value is not None and not isinstance(value, list):
         return [Skip(ID, service.name, f"security_opt is not a list ({value!r}); left to the author", service.line_of("security_opt"))]
+    if service.target == "swarm":
+        return [Skip(ID, service.name, "a swarm stack file: docker stack deploy ignores security_opt, so no-new-privileges cannot be set here", service.line)]
     entries = as_list(value)
     current = no_new_privileges(entries)
     if current == "true" or (current is not None and is_variable(current)):

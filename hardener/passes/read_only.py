@@ -42,7 +42,7 @@ from typing import Any
 
 from ..images import TmpfsSpec
 from ..model import Change, Op, Skip
-from ..settings import Settings
+from ..settings import Settings, evidence
 from ..values import as_list, is_false, is_variable, mounted_targets, numeric_user
 from ..view import ServiceView
 
@@ -107,7 +107,7 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
         setting_now = True
         out.append(
             Change(ID, service.name, ("read_only",), Op.SET, True, "root filesystem read-only",
-                   caveat="writes outside volumes and tmpfs fail", line=service.line)
+                   caveat="writes outside volumes and tmpfs fail", line=service.line, evidence=evidence(settings, "tmpfs.paths"))
         )
     # x-harden entries first: for a path in both, the file's own entry wins.
     wanted: list[str] = list(settings.tmpfs_extra)
@@ -130,5 +130,6 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
             add.append(entry)
     if add:
         out.append(Change(ID, service.name, ("tmpfs",), Op.ADD, tuple(add), "writable paths on tmpfs under a read-only root",
-                          caveat="data written there is lost when the container stops", line=service.line))
+                          caveat="data written there is lost when the container stops", line=service.line,
+                          evidence=evidence(settings, "tmpfs.paths")))
     return out

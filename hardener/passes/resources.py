@@ -40,7 +40,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import Change, Op, Skip
-from ..settings import Settings
+from ..declared import Declared, declared, memory_text
+from ..settings import Settings, evidence
+from ..values import memory_bytes
 from ..view import ServiceView
 
 ID = "resources"
@@ -88,23 +90,55 @@ def form_of(data: Any) -> str | None:
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
     data = service.data
-    form = form_of(data) or (settings.form if settings.form != "auto" else service.file_form) or "short"
+    swarm = service.target == "swarm"
+    form = "deploy" if swarm else form_of(data) or (settings.form if settings.form != "auto" else service.file_form) or "short"
     if form == "deploy" and service.inherited("deploy"):
         return [Skip(ID, service.name, "deploy is inherited through a merge key; set limits in the anchor", service.line_of("deploy"))]
     deploy = data.get("deploy")
     if form == "deploy" and deploy is not None and not isinstance(deploy, dict):
         return [Skip(ID, service.name, "deploy is not a mapping; left to the author", service.line_of("deploy"))]
     limits = deploy_limits(data)
-    wanted = {"memory": settings.memory, "cpus": settings.cpus, "pids": settings.pids}
+    needs = declared(dict(data))
     out: list[Change | Skip] = []
-    for name, value in wanted.items():
+    for name, (value, source, reason) in _wanted(settings, needs).items():
         if data.get(SHORT[name]) is not None or limits.get(name) is not None:
+            continue
+        if name == "memory" and needs.unknown and source != "x-harden":
+            out.append(Skip(ID, service.name, f"no memory limit: the service sizes itself through a variable ({', '.join(needs.unknown)})", service.line))
+            continue
+        if name == "cpus" and needs.cpus_conflict and source != "x-harden":
+            out.append(Skip(ID, service.name, f"no cpus limit: {needs.cpus_conflict}", service.line_of("cpu_quota")))
+            continue
+        if name == "pids" and swarm and not service.stack_pids:
+            out.append(Skip(ID, service.name, "no pids limit: docker stack deploy takes deploy.resources.limits.pids from file format 3.9 on", service.line))
             continue
         if form == "deploy":
             path = ("deploy", "resources", "limits", name)
-            new = str(value).upper() if name == "memory" else value
+            new = str(value).upper() if name == "memory" else str(value) if name == "cpus" and swarm else value
         else:
             path, new = (SHORT[name],), value
-        out.append(Change(ID, service.name, path, Op.SET, new, f"{name} limit from the profile",
-                          caveat="the service is killed / throttled beyond this" if name != "cpus" else None, line=service.line))
+        out.append(Change(ID, service.name, path, Op.SET, new, reason, line=service.line, evidence=source,
+                          caveat="the service is killed / throttled beyond this" if name != "cpus" else None))
     return out
+
+
+def _wanted(settings: Settings, needs: Declared) -> dict[str, tuple[Any, str, str]]:
+    """name -> (value, evidence, reason): the profile's limits, raised to what the service
+    declares it needs (heap flags, memory flags, reservations)."""
+    memory: Any = settings.memory
+    memory_source = evidence(settings, "resources.memory")
+    memory_reason = f"memory limit from {settings.sources.get('resources.memory', 'the profile')}"
+    if needs.memory and memory_source != "x-harden" and needs.memory > (memory_bytes(memory) or 0):
+        memory, memory_source = memory_text(needs.memory, deploy=False), needs.memory_evidence or "declared"
+        memory_reason = f"memory limit at what the service declares it needs ({memory_source.split(':', 1)[1]})"
+    cpus: Any = settings.cpus
+    cpus_source = evidence(settings, "resources.cpus")
+    cpus_reason = "cpus limit from the profile"
+    if needs.cpus and cpus_source != "x-harden" and needs.cpus > float(cpus):
+        cpus, cpus_source = needs.cpus, needs.cpus_evidence or "declared"
+        cpus_reason = f"cpus limit at the service's reservation ({cpus_source.split(':', 1)[1]})"
+    return {
+        "memory": (memory, memory_source, memory_reason),
+        "cpus": (cpus, cpus_source, cpus_reason),
+        "pids": (settings.pids, evidence(settings, "resources.pids"), f"pids limit from {settings.sources.get('resources.pids', 'the profile')}"),
+    }

@@ -27,7 +27,7 @@ Options: profile `user`; `x-harden: {user: "uid:gid"}`; `--skip user`.
 from __future__ import annotations
 
 from ..model import Change, Op, Skip
-from ..settings import Settings
+from ..settings import Settings, evidence
 from ..values import is_root_user, is_true
 from ..view import ServiceView
 
@@ -54,4 +54,5 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
         return []
     caveat = "volumes and bind mounts must be writable by this uid; root-then-drop entrypoints skip their chown"
     source = settings.sources.get("user", "profile")
-    return [Change(ID, service.name, ("user",), Op.SET, settings.user, f"non-root user from {source}", caveat=caveat, line=service.line)]
+    return [Change(ID, service.name, ("user",), Op.SET, settings.user, f"non-root user from {source}", caveat=caveat, line=service.line,
+                   evidence=evidence(settings, "user"))]
