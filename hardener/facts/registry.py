@@ -1,0 +1,293 @@
+"""Facts from an image registry (OCI distribution API v2), with the standard library only.
+
+The reference names the registry as Docker does (no host: Docker Hub,
+`registry-1.docker.io`, `library/` for official images); http for a registry on this
+machine (localhost, 127.0.0.0/8, ::1), https otherwise. A 401 is answered once: with an
+anonymous bearer token (`WWW-Authenticate: Bearer realm=...,service=...,scope=...`), or
+with the user's credentials from the Docker client config when there are some; secrets
+travel only over https or to this machine, never along a redirect (blob downloads are
+redirected to other hosts). A manifest list / OCI index gives the image of this machine's
+platform, else linux/amd64. The config blob gives the facts; when the compressed layers
+together stay under `layer_cap`, they are streamed (each checked against its digest) to
+read passwd, group, the entrypoint script and owners (`layers.LayerTree`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import platform as host_platform
+import socket
+import tarfile
+import urllib.error
+import urllib.request
+import zlib
+from dataclasses import dataclass, replace
+from typing import IO, Any, Callable
+from urllib.parse import urlencode, urlsplit
+
+from .auth import Credentials, is_loopback, load_credentials, may_send_secret, parse_challenge, registry_key
+from .deadline import Deadline
+from .gather import PASSWD_LIMIT, SCRIPT_LIMIT, candidates, from_config, with_files
+from .entrypoint import script_target
+from .layers import LayerTree
+from .model import ImageFacts
+
+DEFAULT_LAYER_CAP = 64 << 20
+_CONFIG_LIMIT = 8 << 20
+_MANIFEST_LIMIT = 4 << 20
+_INDEX = ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json")
+_IMAGE = ("application/vnd.docker.distribution.manifest.v2+json", "application/vnd.oci.image.manifest.v1+json")
+_ACCEPT = ", ".join(_IMAGE + _INDEX)
+_ARCH = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", "v8"), "arm64": ("arm64", "v8"),
+         "armv7l": ("arm", "v7"), "armv6l": ("arm", "v6"), "i686": ("386", ""), "i386": ("386", ""),
+         "ppc64le": ("ppc64le", ""), "s390x": ("s390x", ""), "riscv64": ("riscv64", "")}
+
+
+class RegistryError(Exception):
+    """The registry could not be asked or did not answer usefully; the message is safe to show."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str  # host[:port] of the API
+    repository: str  # path in the registry, `library/redis` on Docker Hub
+    reference: str  # tag or digest
+    scheme: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.scheme}://{self.host}/v2/{self.repository}"
+
+
+def endpoint(image: str) -> Endpoint | None:
+    """Where the registry API of `image` (no variables left in it) is; None if unusable."""
+    name = image.strip()
+    if not name or "$" in name or any(c.isspace() for c in name):
+        return None
+    name, _, digest = name.partition("@")
+    colon = name.find(":", name.rfind("/") + 1)
+    tag = name[colon + 1 :] if colon >= 0 else "latest"
+    name = name[:colon] if colon >= 0 else name
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        host, path = parts[0].lower(), "/".join(parts[1:])
+    else:
+        host, path = "docker.io", name
+    if registry_key(host) == "docker.io":
+        host = "registry-1.docker.io"
+        path = path if "/" in path else "library/" + path
+    if not path or not tag:
+        return None
+    local = is_loopback(urlsplit("//" + host).hostname or "")
+    return Endpoint(host, path.lower(), digest or tag, "http" if local else "https")
+
+
+def machine_platform() -> tuple[str, str]:
+    return _ARCH.get(host_platform.machine().lower(), ("amd64", ""))
+
+
+def choose(manifests: list[dict[str, Any]], arch: str, variant: str = "") -> dict[str, Any] | None:
+    """The entry of an index for linux/`arch` (its variant preferred), else linux/amd64."""
+    def score(entry: dict[str, Any]) -> int:
+        p = entry.get("platform") or {}
+        if p.get("os") != "linux":
+            return 0
+        if p.get("architecture") == arch:
+            return 3 if not variant or p.get("variant", variant) == variant else 2
+        return 1 if p.get("architecture") == "amd64" else 0
+
+    ranked = sorted(((score(m), i) for i, m in enumerate(manifests) if isinstance(m, dict)), key=lambda s: (-s[0], s[1]))
+    return manifests[ranked[0][1]] if ranked and ranked[0][0] > 0 else None
+
+
+class _Verified(io.RawIOBase):
+    """A blob stream that hashes what is read, seekable forward only (what a tar reader
+    going through members needs); `check()` reads the rest and compares with the digest."""
+
+    def __init__(self, stream: IO[bytes], digest: str) -> None:
+        self.stream, self.digest, self.hash, self.offset = stream, digest, hashlib.sha256(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.stream.read(len(buffer))
+        buffer[: len(data)] = data
+        self.hash.update(data)
+        self.offset += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.offset
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self.offset + offset if whence == io.SEEK_CUR else -1
+        if target < self.offset:
+            raise OSError("this stream only seeks forward")
+        while self.offset < target and self.read(min(target - self.offset, 1 << 16)):
+            pass
+        return self.offset
+
+    def check(self) -> None:
+        while self.read(1 << 16):
+            pass
+        if self.digest.startswith("sha256:") and "sha256:" + self.hash.hexdigest() != self.digest:
+            raise RegistryError(f"blob {self.digest[:19]} does not match its digest")
+
+
+class Client:
+    def __init__(self, where: Endpoint, credentials: Credentials | None, deadline: Deadline,
+                 opener: urllib.request.OpenerDirector | None = None) -> None:
+        self.where, self.deadline = where, deadline
+        self._credentials = credentials
+        self._authorization: str | None = None
+        self._opener = opener or urllib.request.build_opener()
+
+    def __repr__(self) -> str:
+        return f"Client({self.where.host}/{self.where.repository})"
+
+    def _open(self, url: str, accept: str | None = None, *, retried: bool = False) -> Any:
+        request = urllib.request.Request(url, headers={"Accept": accept} if accept else {})
+        if self._authorization and may_send_secret(url):
+            request.add_unredirected_header("Authorization", self._authorization)
+        try:
+            return self._opener.open(request, timeout=self.deadline.left())
+        except urllib.error.HTTPError as exc:
+            challenge = exc.headers.get("WWW-Authenticate") if exc.headers else None
+            exc.close()
+            if exc.code == 401 and not retried:
+                self._authenticate(challenge)
+                return self._open(url, accept, retried=True)
+            what = urlsplit(url).path.rsplit("/", 2)[-2:]
+            raise RegistryError(f"{self.where.host} answered {exc.code} for {'/'.join(what)}") from None
+        except (urllib.error.URLError, OSError, TimeoutError, socket.timeout) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise RegistryError(f"{self.where.host} unreachable: {reason}") from None
+
+    def _authenticate(self, header: str | None) -> None:
+        challenge = parse_challenge(header)
+        if challenge is None:
+            raise RegistryError(f"{self.where.host} answered 401 without a challenge")
+        scheme, params = challenge
+        if scheme == "basic":
+            if self._credentials is None or not may_send_secret(self.where.base):
+                raise RegistryError(f"{self.where.host} needs credentials (none usable in the Docker config)")
+            self._authorization = self._credentials.authorization()
+            return
+        realm = params.get("realm", "")
+        if scheme != "bearer" or urlsplit(realm).scheme not in ("http", "https"):
+            raise RegistryError(f"{self.where.host} asks for an unsupported authentication ({scheme})")
+        query = {"service": params.get("service", ""), "scope": params.get("scope") or f"repository:{self.where.repository}:pull"}
+        request = urllib.request.Request(realm + ("&" if "?" in realm else "?") + urlencode({k: v for k, v in query.items() if v}))
+        if self._credentials is not None and may_send_secret(realm):
+            request.add_unredirected_header("Authorization", self._credentials.authorization())
+        try:
+            with self._opener.open(request, timeout=self.deadline.left()) as answer:
+                body = json.loads(answer.read(1 << 20))
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            raise RegistryError(f"token service {urlsplit(realm).netloc} answered {exc.code}") from None
+        except (urllib.error.URLError, OSError, ValueError, TimeoutError) as exc:
+            raise RegistryError(f"token service {urlsplit(realm).netloc} failed: {type(exc).__name__}") from None
+        token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise RegistryError(f"token service {urlsplit(realm).netloc} gave no token")
+        self._authorization = "Bearer " + token
+
+    def _json(self, url: str, accept: str | None, limit: int, digest: str | None = None) -> tuple[str, dict[str, Any]]:
+        with self._open(url, accept) as answer:
+            raw = answer.read(limit + 1)
+            media = (answer.headers.get("Content-Type") or "").split(";")[0].strip()
+        if len(raw) > limit:
+            raise RegistryError(f"{self.where.host}: document over {limit >> 20} MB")
+        if digest and digest.startswith("sha256:") and "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
+            raise RegistryError(f"{self.where.host}: {digest[:19]} does not match its digest")
+        try:
+            return media, json.loads(raw)
+        except ValueError:
+            raise RegistryError(f"{self.where.host}: not JSON") from None
+
+    def image_manifest(self) -> dict[str, Any]:
+        """The image manifest of the reference, through an index when there is one."""
+        ref = self.where.reference
+        media, doc = self._json(f"{self.where.base}/manifests/{ref}", _ACCEPT, _MANIFEST_LIMIT, ref if ":" in ref else None)
+        media = doc.get("mediaType") or media
+        if media in _INDEX or "manifests" in doc:
+            arch, variant = machine_platform()
+            chosen = choose(doc.get("manifests") or [], arch, variant)
+            if chosen is None or not isinstance(chosen.get("digest"), str):
+                raise RegistryError(f"no linux/{arch} or linux/amd64 image in the index of {self.where.repository}")
+            _, doc = self._json(f"{self.where.base}/manifests/{chosen['digest']}", _ACCEPT, _MANIFEST_LIMIT, chosen["digest"])
+        if not isinstance(doc.get("config"), dict) or not isinstance(doc["config"].get("digest"), str):
+            raise RegistryError(f"{self.where.repository}: unsupported manifest (schema {doc.get('schemaVersion')})")
+        return doc
+
+    def blob(self, digest: str, limit: int) -> bytes:
+        with self._open(f"{self.where.base}/blobs/{digest}") as answer:
+            raw = answer.read(limit + 1)
+        if len(raw) > limit or "sha256:" + hashlib.sha256(raw).hexdigest() != digest:
+            raise RegistryError(f"blob {digest[:19]} is too large or does not match its digest")
+        return raw
+
+    def layer(self, digest: str, media: str, tree: LayerTree) -> None:
+        """Stream one layer into `tree`, checked against its digest."""
+        if "gzip" not in media and not media.endswith("tar"):
+            raise RegistryError(f"layer type {media} not readable here")
+        with self._open(f"{self.where.base}/blobs/{digest}") as answer:
+            raw = _Verified(answer, digest)
+            data: Any = gzip.GzipFile(fileobj=raw, mode="rb") if "gzip" in media else io.BufferedReader(raw, 1 << 16)
+            try:
+                with tarfile.open(fileobj=data, mode="r:") as tar:
+                    tree.add_layer(tar)
+            except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+                raise RegistryError(f"layer {digest[:19]} unreadable: {type(exc).__name__}") from None
+            raw.check()
+
+
+def _keep(facts: ImageFacts) -> Callable[[str, int], bool]:
+    wanted, base = {"/etc/passwd", "/etc/group"}, None
+    target = script_target(facts.entrypoint, facts.cmd)
+    if target and target[0] == "path":
+        wanted.update(candidates(target[1], facts.env, facts.workdir))
+        base = target[1].rsplit("/", 1)[-1]
+    return lambda path, size: size <= max(PASSWD_LIMIT, SCRIPT_LIMIT) and (
+        path in wanted or (base is not None and path.rsplit("/", 1)[-1] == base))
+
+
+def read_registry(image: str, written: str, deadline: Deadline, *, layer_cap: int = DEFAULT_LAYER_CAP,
+                  docker_config: Any = None, known: Callable[[str], ImageFacts | None] = lambda d: None,
+                  opener: urllib.request.OpenerDirector | None = None) -> ImageFacts:
+    """Facts of `image` from its registry (`written` is the reference as the user wrote
+    it). Raises RegistryError with a reason safe to show."""
+    where = endpoint(image)
+    if where is None:
+        raise RegistryError(f"no registry can be named for {image!r}")
+    client = Client(where, load_credentials(where.host, docker_config), deadline, opener)
+    manifest = client.image_manifest()
+    digest = manifest["config"]["digest"]
+    cached = known(digest)
+    if cached is not None:
+        return cached
+    try:
+        blob = json.loads(client.blob(digest, _CONFIG_LIMIT))
+    except ValueError:
+        raise RegistryError(f"config {digest[:19]} is not JSON") from None
+    plat = "/".join(str(blob.get(k)) for k in ("os", "architecture", "variant") if blob.get(k))
+    facts = from_config(written, digest, "registry", blob.get("config"), plat)
+    layers = [layer for layer in manifest.get("layers") or [] if isinstance(layer, dict)]
+    total = sum(int(layer.get("size") or 0) for layer in layers)
+    if total > layer_cap:
+        return replace(facts, notes=(f"files not read: layers {total / 2**20:.0f} MB over the {layer_cap / 2**20:.0f} MB cap",))
+    tree = LayerTree(_keep(facts))
+    try:
+        for layer in layers:
+            client.layer(str(layer.get("digest")), str(layer.get("mediaType") or ""), tree)
+    except (RegistryError, TimeoutError) as exc:
+        return replace(facts, notes=(f"files not read: {exc}",))
+    return with_files(facts, tree)
