@@ -30,7 +30,8 @@ from hardener.facts.auth import load_credentials, may_send_secret, parse_challen
 from hardener.facts.cache import FactsCache
 from hardener.facts.layers import LayerTree
 from hardener.facts.model import Drop, EntrypointFacts
-from hardener.facts.registry import choose, endpoint
+from hardener.facts.endpoint import endpoint
+from hardener.facts.registry import choose
 from hardener.facts.shell import commands
 
 # =========================================================================== entrypoints
@@ -588,6 +589,7 @@ class FakeRegistry:
         self.blobs: dict[str, bytes] = {}
         self.manifests: dict[str, tuple[str, bytes]] = {}
         self.fail_blobs = False
+        self.pad_layers = False
         layers = [_tar(LAYER1), _tar(LAYER2)]
         for layer in layers:
             self.blobs[_digest(layer)] = layer
@@ -644,7 +646,10 @@ class FakeRegistry:
                         return self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}')
                     return self._send(200, json.dumps({"token": TOKEN}).encode())
                 if self.path.startswith("/cdn/"):
-                    return self._send(200, registry.blobs[self.path[5:]], "application/octet-stream")
+                    blob = registry.blobs[self.path[5:]]
+                    if registry.pad_layers and blob.startswith(b"\x1f\x8b"):
+                        blob += b"\0" * 4096  # more than the manifest says
+                    return self._send(200, blob, "application/octet-stream")
                 if auth != "Bearer " + TOKEN:
                     challenge = (f'Bearer realm="http://127.0.0.1:{registry.port}/token",service="fake",'
                                  'scope="repository:zoo/app:pull"')
@@ -797,3 +802,11 @@ def test_deadline_reaches_the_registry(tmp_path: Path) -> None:
         start = time.monotonic()
         found = lookup(f"127.0.0.1:{silent.getsockname()[1]}/a:1", engine=False, cache=False, timeout=1.0)
         assert found.facts is None and time.monotonic() - start < 5
+
+
+def test_registry_blob_larger_than_declared(tmp_path: Path, amd64: None) -> None:
+    with FakeRegistry() as reg:
+        reg.pad_layers = True
+        facts = lookup(reg.image, engine=False, cache=False, docker_config=tmp_path / "none.json").facts
+        assert facts is not None and not facts.files_read and facts.user == ""
+        assert "larger than its manifest says" in facts.notes[0]

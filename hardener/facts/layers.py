@@ -19,6 +19,7 @@ from .model import Owner
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 _MAX_LINKS = 40
+MAX_ENTRIES = 1_000_000
 
 
 @dataclass
@@ -56,23 +57,36 @@ class LayerTree:
         self.keep = keep
         self.entries: dict[str, Entry] = {"/": Entry("dir", 0, 0, 0o755)}
 
-    def _remove(self, path: str, *, below_only: bool = False) -> None:
-        prefix = path.rstrip("/") + "/"
-        for key in [k for k in self.entries if k.startswith(prefix) or (k == path and not below_only)]:
-            del self.entries[key]
+    def _prune(self, gone: set[str], emptied: set[str]) -> None:
+        """Drop the entries at `gone` and below, and those below `emptied`: one pass."""
+        if not gone and not emptied:
+            return
+
+        def hidden(key: str) -> bool:
+            if key in gone:
+                return True
+            while key != "/":
+                key = posixpath.dirname(key)
+                if key in gone or key in emptied:
+                    return True
+            return False
+
+        self.entries = {k: v for k, v in self.entries.items() if k == "/" or not hidden(k)}
 
     def add_layer(self, tar: tarfile.TarFile) -> None:
-        """Apply one layer, its members read in order (a forward-only stream will do)."""
+        """Apply one layer, its members read in order (a forward-only stream will do).
+        Raises ValueError for a tree of more than MAX_ENTRIES entries."""
         added: dict[str, Entry] = {}
-        deleted: list[tuple[str, bool]] = []
+        gone: set[str] = set()
+        emptied: set[str] = set()
         for member in tar:
             path = _path(member.name)
             base = posixpath.basename(path)
             if base == _OPAQUE:
-                deleted.append((posixpath.dirname(path), True))
+                emptied.add(posixpath.dirname(path))
                 continue
             if base.startswith(_WHITEOUT):
-                deleted.append((posixpath.join(posixpath.dirname(path), base[len(_WHITEOUT):]), False))
+                gone.add(posixpath.join(posixpath.dirname(path), base[len(_WHITEOUT):]))
                 continue
             entry = Entry(_kind(member), member.uid, member.gid, member.mode & 0o7777)
             if entry.kind in ("symlink", "hardlink"):
@@ -81,12 +95,14 @@ class LayerTree:
                 stream = tar.extractfile(member)
                 entry.data = stream.read() if stream is not None else None
             added[path] = entry
-        for path, opaque in deleted:
-            self._remove(path, below_only=opaque)
+            if len(added) + len(self.entries) > MAX_ENTRIES:
+                raise ValueError(f"more than {MAX_ENTRIES} files")
         for path, entry in added.items():
             previous = self.entries.get(path)
             if entry.kind != "dir" and previous is not None and previous.kind == "dir":
-                self._remove(path, below_only=True)  # a file replacing a directory hides its content
+                emptied.add(path)  # a file replacing a directory hides what was in it
+        self._prune(gone, emptied)
+        for path, entry in added.items():
             if entry.kind == "hardlink":
                 target = added.get(_path(entry.link)) or self.entries.get(_path(entry.link))
                 if target is not None:

@@ -1,15 +1,14 @@
 """Facts from an image registry (OCI distribution API v2), with the standard library only.
 
-The reference names the registry as Docker does (no host: Docker Hub,
-`registry-1.docker.io`, `library/` for official images); http for a registry on this
-machine (localhost, 127.0.0.0/8, ::1), https otherwise. A 401 is answered once: with an
+The registry is named as Docker names it (`endpoint`). A 401 is answered once: with an
 anonymous bearer token (`WWW-Authenticate: Bearer realm=...,service=...,scope=...`), or
 with the user's credentials from the Docker client config when there are some; secrets
 travel only over https or to this machine, never along a redirect (blob downloads are
 redirected to other hosts). A manifest list / OCI index gives the image of this machine's
 platform, else linux/amd64. The config blob gives the facts; when the compressed layers
-together stay under `layer_cap`, they are streamed (each checked against its digest) to
-read passwd, group, the entrypoint script and owners (`layers.LayerTree`).
+together stay under `layer_cap`, they are streamed (each checked against its size and
+digest, within the look-up's deadline) to read passwd, group, the entrypoint script and
+owners (`layers.LayerTree`). Documents and blobs are checked against their digests.
 """
 
 from __future__ import annotations
@@ -24,12 +23,13 @@ import tarfile
 import urllib.error
 import urllib.request
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import IO, Any, Callable
 from urllib.parse import urlencode, urlsplit
 
-from .auth import Credentials, is_loopback, load_credentials, may_send_secret, parse_challenge, registry_key
+from .auth import Credentials, load_credentials, may_send_secret, parse_challenge
 from .deadline import Deadline
+from .endpoint import Endpoint, endpoint
 from .gather import PASSWD_LIMIT, SCRIPT_LIMIT, candidates, from_config, with_files
 from .entrypoint import script_target
 from .layers import LayerTree
@@ -48,41 +48,6 @@ _ARCH = {"x86_64": ("amd64", ""), "amd64": ("amd64", ""), "aarch64": ("arm64", "
 
 class RegistryError(Exception):
     """The registry could not be asked or did not answer usefully; the message is safe to show."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    host: str  # host[:port] of the API
-    repository: str  # path in the registry, `library/redis` on Docker Hub
-    reference: str  # tag or digest
-    scheme: str
-
-    @property
-    def base(self) -> str:
-        return f"{self.scheme}://{self.host}/v2/{self.repository}"
-
-
-def endpoint(image: str) -> Endpoint | None:
-    """Where the registry API of `image` (no variables left in it) is; None if unusable."""
-    name = image.strip()
-    if not name or "$" in name or any(c.isspace() for c in name):
-        return None
-    name, _, digest = name.partition("@")
-    colon = name.find(":", name.rfind("/") + 1)
-    tag = name[colon + 1 :] if colon >= 0 else "latest"
-    name = name[:colon] if colon >= 0 else name
-    parts = name.split("/")
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
-        host, path = parts[0].lower(), "/".join(parts[1:])
-    else:
-        host, path = "docker.io", name
-    if registry_key(host) == "docker.io":
-        host = "registry-1.docker.io"
-        path = path if "/" in path else "library/" + path
-    if not path or not tag:
-        return None
-    local = is_loopback(urlsplit("//" + host).hostname or "")
-    return Endpoint(host, path.lower(), digest or tag, "http" if local else "https")
 
 
 def machine_platform() -> tuple[str, str]:
@@ -107,8 +72,9 @@ class _Verified(io.RawIOBase):
     """A blob stream that hashes what is read, seekable forward only (what a tar reader
     going through members needs); `check()` reads the rest and compares with the digest."""
 
-    def __init__(self, stream: IO[bytes], digest: str) -> None:
+    def __init__(self, stream: IO[bytes], digest: str, size: int, deadline: Deadline) -> None:
         self.stream, self.digest, self.hash, self.offset = stream, digest, hashlib.sha256(), 0
+        self.size, self.deadline = size, deadline
 
     def readable(self) -> bool:
         return True
@@ -117,7 +83,10 @@ class _Verified(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        self.deadline.left()  # raises TimeoutError once the look-up's time is spent
         data = self.stream.read(len(buffer))
+        if self.offset + len(data) > self.size:
+            raise RegistryError(f"blob {self.digest[:19]} is larger than its manifest says")
         buffer[: len(data)] = data
         self.hash.update(data)
         self.offset += len(data)
@@ -235,18 +204,18 @@ class Client:
             raise RegistryError(f"blob {digest[:19]} is too large or does not match its digest")
         return raw
 
-    def layer(self, digest: str, media: str, tree: LayerTree) -> None:
+    def layer(self, digest: str, media: str, size: int, tree: LayerTree) -> None:
         """Stream one layer into `tree`, checked against its digest."""
         if "gzip" not in media and not media.endswith("tar"):
             raise RegistryError(f"layer type {media} not readable here")
         with self._open(f"{self.where.base}/blobs/{digest}") as answer:
-            raw = _Verified(answer, digest)
+            raw = _Verified(answer, digest, size, self.deadline)
             data: Any = gzip.GzipFile(fileobj=raw, mode="rb") if "gzip" in media else io.BufferedReader(raw, 1 << 16)
             try:
                 with tarfile.open(fileobj=data, mode="r:") as tar:
                     tree.add_layer(tar)
-            except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-                raise RegistryError(f"layer {digest[:19]} unreadable: {type(exc).__name__}") from None
+            except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as exc:
+                raise RegistryError(f"layer {digest[:19]} unreadable: {exc or type(exc).__name__}") from None
             raw.check()
 
 
@@ -281,13 +250,15 @@ def read_registry(image: str, written: str, deadline: Deadline, *, layer_cap: in
     plat = "/".join(str(blob.get(k)) for k in ("os", "architecture", "variant") if blob.get(k))
     facts = from_config(written, digest, "registry", blob.get("config"), plat)
     layers = [layer for layer in manifest.get("layers") or [] if isinstance(layer, dict)]
-    total = sum(int(layer.get("size") or 0) for layer in layers)
+    if not all(isinstance(layer.get("size"), int) and isinstance(layer.get("digest"), str) for layer in layers):
+        return replace(facts, notes=("files not read: the manifest lists layers without size or digest",))
+    total = sum(layer["size"] for layer in layers)
     if total > layer_cap:
         return replace(facts, notes=(f"files not read: layers {total / 2**20:.0f} MB over the {layer_cap / 2**20:.0f} MB cap",))
     tree = LayerTree(_keep(facts))
     try:
         for layer in layers:
-            client.layer(str(layer.get("digest")), str(layer.get("mediaType") or ""), tree)
+            client.layer(layer["digest"], str(layer.get("mediaType") or ""), layer["size"], tree)
     except (RegistryError, TimeoutError) as exc:
         return replace(facts, notes=(f"files not read: {exc}",))
     return with_files(facts, tree)
