@@ -43,6 +43,9 @@ _PUID = re.compile(r"\$\{?P[UG]ID\b")
 
 @dataclass
 class _Analyser:
+    """What has been seen so far, and the variables (`scope`) and directory (`cwd`) the
+    next command runs with, as far as they are known."""
+
     scope: dict[str, str | None]
     cwd: str | None
     drops: list[Drop] = field(default_factory=list)
