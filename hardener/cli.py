@@ -114,6 +114,11 @@ def fix(
     if fmt is not Format.text:
         typer.echo(rep.render(fmt.value), nl=False)
     elif diff:
+        review = report.unverified(outcomes)
+        if review:  # before the diff (patch tools skip leading lines): a reviewer reads these first
+            typer.echo(f"# {len(review)} value{'s' if len(review) != 1 else ''} rest on the profile default alone (unverified); review them first:")
+            for line in review:
+                typer.echo(f"#   {line}")
         for o in outcomes:
             if o.result.status is Status.CHANGED:
                 typer.echo(unified_diff(o.path if o.path != "-" else "stdin", o.result), nl=False)

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import __version__
 from .files import FileOutcome
-from .model import Status
+from .model import Change, Status
 
 
 class ExitCode(IntEnum):
@@ -89,7 +89,7 @@ def text(outcomes: list[FileOutcome]) -> str:
         matched = dict(r.matches)
         for c in r.changes:
             caveat = f"  ⚠ {c.caveat}" if c.caveat else ""
-            out.append(f"  {o.path}:{c.line or '?'}: {c.service}: [{c.control}] {c.describe()}{caveat}")
+            out.append(f"  {o.path}:{c.line or '?'}: {c.service}: [{c.control}] {c.describe()} ({_evidence(c)}){caveat}")
         for s in r.skips:
             out.append(f"  {o.path}:{s.line or '?'}: {s.service}: [{s.control}] skipped: {s.reason}")
         for f in r.findings:
@@ -97,6 +97,23 @@ def text(outcomes: list[FileOutcome]) -> str:
         for service, entry in matched.items():
             out.append(f"  {service}: image knowledge entry '{entry}'")
     return "\n".join(out) + ("\n" if out else "")
+
+
+def _evidence(change: Change) -> str:
+    return "unverified: profile default" if _review(change) else change.evidence
+
+
+def _review(change: Change) -> bool:
+    from .passes import BY_ID
+
+    return change.unverified and getattr(BY_ID.get(change.control), "REVIEW", True)
+
+
+def unverified(outcomes: list[FileOutcome]) -> list[str]:
+    """One line per change whose value rests on the profile default alone: a reviewer
+    reads these first."""
+    return [f"{o.path}:{c.line or '?'}: {c.service}: [{c.control}] {c.describe()}"
+            for o in outcomes if o.result.status is Status.CHANGED for c in o.result.changes if _review(c)]
 
 
 def as_json(outcomes: list[FileOutcome]) -> str:
@@ -113,7 +130,7 @@ def as_json(outcomes: list[FileOutcome]) -> str:
             "services": r.services,
             "changes": [
                 {"control": c.control, "service": c.service, "path": list(c.path), "op": c.op.value, "new": list(c.new) if isinstance(c.new, tuple) else c.new,
-                 "reason": c.reason, "caveat": c.caveat, "line": c.line}
+                 "reason": c.reason, "caveat": c.caveat, "line": c.line, "evidence": c.evidence}
                 for c in r.changes
             ],
             "skips": [{"control": s.control, "service": s.service, "reason": s.reason, "line": s.line} for s in r.skips],
@@ -129,7 +146,7 @@ def as_sarif(outcomes: list[FileOutcome]) -> str:
     results = []
     for o in outcomes:
         r = o.result
-        items = [(f"harden.{c.control}", "warning", f"{c.service}: {c.describe()} ({c.reason})", c.line) for c in r.changes]
+        items = [(f"harden.{c.control}", "warning", f"{c.service}: {c.describe()} ({c.reason}; evidence: {_evidence(c)})", c.line) for c in r.changes]
         items += [(f"harden.finding.{f.kind}", "error", f"{f.service}: {f.message}", f.line) for f in r.findings]
         if r.status is Status.ERROR:
             items.append(("harden.error", "error", r.message, r.line))

@@ -15,8 +15,7 @@ _COMMENTED_KEY = re.compile(
     r"""^\s*\#+\s*-?\s*(?:
         (?P<user>user)\s*:\s*["']?[A-Za-z0-9_.${}:-]+["']?
       | (?P<read_only>read_only)\s*:\s*["']?(?:true|yes|on)["']?
-      | (?P<tmpfs>tmpfs)\s*:\s*(?:["']?/\S*|\[.*\])?
-      | (?P<caps>cap_drop|cap_add)\s*:\s*(?:\[.*\]|["']?[A-Z_]+["']?)?
+      | (?P<caps>cap_drop)\s*:\s*(?:\[.*\]|["']?[A-Z_]+["']?)?
       | (?P<nnp>(?:security_opt\s*:\s*\[?\s*)?["']?no-new-privileges(?:[:=]\s*true)?["']?\s*\]?)
       | (?P<res>mem_limit|memswap_limit|pids_limit|cpus)\s*:\s*["']?[0-9.]+[a-zA-Z]*["']?
     )\s*(?:\#.*)?$""",
@@ -32,7 +31,7 @@ _CONTROL_WORDS = {
 }
 _FAILURE = re.compile(r"\b(?:break|breaks|broke|broken|not working|doesn'?t work|does not work|won'?t work|fails?|failed|"
                       r"crash\w*|cannot|can'?t|needs? root|must run as root|disabled? because)\b", re.I)
-_GROUPS = {"user": "user", "read_only": "read_only", "tmpfs": "read_only", "caps": "capabilities",
+_GROUPS = {"user": "user", "read_only": "read_only", "caps": "capabilities",
            "nnp": "no_new_privileges", "res": "resources"}
 
 
@@ -70,6 +69,8 @@ def author_signals(lines: list[str], start: int, first_line: int = 0) -> dict[st
     notes = []
     for position, (index, line) in enumerate(comments):
         match = _COMMENTED_KEY.match(line)
+        if match and _nested(comments, position):
+            continue  # a key inside a commented-out block (`#  - type: tmpfs` / `#    read_only: true`)
         if not match:
             notes.append((index, line))
             continue
@@ -84,6 +85,26 @@ def author_signals(lines: list[str], start: int, first_line: int = 0) -> dict[st
                 if words.search(text):
                     signals.setdefault(control, f"the file's author notes {line.strip()!r} (line {index + 1 + first_line})")
     return signals
+
+
+def _column(line: str) -> int:
+    """Where the commented text starts: `    #  user:` -> 7."""
+    body = line.lstrip(" ")
+    return len(line) - len(body) + len(body) - len(body.lstrip("#").lstrip(" ")) if body.startswith("#") else _indent(line)
+
+
+def _nested(comments: list[tuple[int, str]], position: int) -> bool:
+    """True when a comment line of the same commented-out block above starts further left:
+    the key belongs to a commented-out parent (a list item, a mapping), not to the service."""
+    index, line = comments[position]
+    column = _column(line)
+    for above_index, above in reversed(comments[:position]):
+        if above_index != index - 1:
+            break
+        if _column(above) < column:
+            return True
+        index = above_index
+    return False
 
 
 def _note_above(comments: list[tuple[int, str]], position: int) -> str | None:

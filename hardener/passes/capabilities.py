@@ -40,6 +40,8 @@ from ..view import ServiceView
 
 ID = "capabilities"
 SUMMARY = "cap_drop: [ALL] plus only the capabilities the image needs."
+#: A value resting on the profile default alone can stop a service: reports list it for review.
+REVIEW = True
 
 _NAMES = {"type": "array", "items": {"type": "string", "pattern": "^[A-Z_]+$"}}
 #: Schema of the profile section this pass reads (`profile.schema.json` gets it).

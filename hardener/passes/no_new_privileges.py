@@ -32,6 +32,8 @@ from ..view import ServiceView
 
 ID = "no_new_privileges"
 SUMMARY = "security_opt: no-new-privileges:true."
+#: Its one value is the same for every service: no per-service evidence to review.
+REVIEW = False
 ENTRY = "no-new-privileges:true"
 
 

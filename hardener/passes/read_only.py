@@ -48,6 +48,8 @@ from ..view import ServiceView
 
 ID = "read_only"
 SUMMARY = "Read-only root filesystem, tmpfs for the paths that must stay writable."
+#: A value resting on the profile default alone can stop a service: reports list it for review.
+REVIEW = True
 
 _SIZE = {"type": "string", "pattern": "^[0-9]+[kmgKMG]?$"}
 #: Schema of the profile section this pass reads (`profile.schema.json` gets it).

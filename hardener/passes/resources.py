@@ -47,6 +47,8 @@ from ..view import ServiceView
 
 ID = "resources"
 SUMMARY = "Memory, CPU and PID limits, in the form the file already uses."
+#: A value resting on the profile default alone can stop a service: reports list it for review.
+REVIEW = True
 SHORT = {"memory": "mem_limit", "cpus": "cpus", "pids": "pids_limit"}
 
 #: Schema of the profile section this pass reads (`profile.schema.json` gets it).

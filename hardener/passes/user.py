@@ -33,6 +33,8 @@ from ..view import ServiceView
 
 ID = "user"
 SUMMARY = "Run as a non-root user (quoted uid:gid)."
+#: A value resting on the profile default alone can stop a service: reports list it for review.
+REVIEW = True
 
 #: Schema of the profile section this pass reads (`profile.schema.json` gets it).
 PROFILE = {"user": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$"}}
