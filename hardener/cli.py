@@ -16,8 +16,9 @@ import typer
 from . import report
 from .core import failed, harden_text
 from .files import MAX_BYTES, FileOutcome, decode, discover, loader_check, unified_diff
+from .image_lookup import FactsOptions, facts_for_text
 from .project import process_paths
-from .model import HardenError, InputError, Status
+from .model import HardenError, InputError, Project, Status
 from .passes import BY_ID, CONTROLS
 from .profile import Profile, builtin_names, load_profile, profile_for
 
@@ -38,6 +39,8 @@ JobsOpt = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes (0: one 
 FormatOpt = typer.Option(Format.text, "--format", "-f", help="Report format.")
 ReportOpt = typer.Option(None, "--report", help="Also write the report to this file.")
 ComposeOpt = typer.Option(True, "--compose-check/--no-compose-check", help="Also validate with the Docker Compose v2 loader when installed.")
+FactsOpt = typer.Option(True, "--image-facts/--no-image-facts", help="Read each image's user, volumes and entrypoint (local engine, registry; cached by digest) and harden from them.")
+OfflineOpt = typer.Option(False, "--offline", help="Never touch the network: image facts from the cache and the local engine only (also HARDEN_OFFLINE=1).")
 
 
 def _fail(message: str) -> None:
@@ -64,7 +67,8 @@ def _profile_here(prof: Optional[Profile], directory: str) -> Profile:
         _fail(exc.message)
 
 
-def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: int, write: bool, use_compose: bool = True) -> list[FileOutcome]:
+def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: int, write: bool, use_compose: bool = True,
+         facts: FactsOptions = FactsOptions(enabled=False)) -> list[FileOutcome]:
     prof, skips = _setup(profile, skip)
     if "-" in paths and len(paths) > 1:
         _fail("- (stdin) cannot be combined with other paths")
@@ -77,11 +81,12 @@ def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: 
         except HardenError as exc:
             return [FileOutcome("-", failed("", exc))]
         here = _profile_here(prof, os.getcwd())
-        return [FileOutcome("-", loader_check(harden_text(text, here, skips), os.getcwd(), use_compose), profile=here.name)]
+        project = Project(images=facts_for_text(text, facts))
+        return [FileOutcome("-", loader_check(harden_text(text, here, skips, project), os.getcwd(), use_compose), profile=here.name)]
     files = discover(paths, recursive)
     if not files:
         _fail("no Compose files found in " + ", ".join(paths))
-    return process_paths(files, prof, skips, write, jobs or os.cpu_count() or 1, use_compose)
+    return process_paths(files, prof, skips, write, jobs or os.cpu_count() or 1, use_compose, facts)
 
 
 def _finish(rep: report.Report, fmt: Format, report_file: Optional[str]) -> None:
@@ -106,9 +111,12 @@ def fix(
     fmt: Format = FormatOpt,
     report_file: Optional[str] = ReportOpt,
     compose_check: bool = ComposeOpt,
+    image_facts: bool = FactsOpt,
+    offline: bool = OfflineOpt,
 ) -> None:
     """Rewrite Compose files in place so every service runs hardened."""
-    outcomes = _run(paths, profile, skip, recursive, jobs, write=not diff, use_compose=compose_check)
+    outcomes = _run(paths, profile, skip, recursive, jobs, write=not diff, use_compose=compose_check,
+                    facts=FactsOptions.from_environment(image_facts, offline))
     rep = report.Report(outcomes, "would change" if diff else "hardened", pending_is_failure=diff)
     stdin = paths == ["-"]
     if fmt is not Format.text:
@@ -141,9 +149,13 @@ def check(
     fmt: Format = FormatOpt,
     report_file: Optional[str] = ReportOpt,
     compose_check: bool = ComposeOpt,
+    image_facts: bool = FactsOpt,
+    offline: bool = OfflineOpt,
 ) -> None:
     """Write nothing; report what would change and the risks found. Exit 1 if changes are pending."""
-    rep = report.Report(_run(paths, profile, skip, recursive, jobs, write=False, use_compose=compose_check), "would change", pending_is_failure=True)
+    outcomes = _run(paths, profile, skip, recursive, jobs, write=False, use_compose=compose_check,
+                    facts=FactsOptions.from_environment(image_facts, offline))
+    rep = report.Report(outcomes, "would change", pending_is_failure=True)
     typer.echo(rep.render(fmt.value), nl=False)
     _finish(rep, fmt, report_file)
 

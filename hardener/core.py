@@ -103,7 +103,8 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
         elif inherit.local_base(view.data) is not None:
             effective = inherit.effective(name, model)
             view = replace(view, data=effective, extended=frozenset(effective) - frozenset(view.data))
-        settings = resolve(profile, view, skip)
+        image = view.data.get("image")
+        settings = resolve(profile, view, skip, project.images.get(image) if isinstance(image, str) else None)
         if settings.image:
             plan.matches.append((view.name, settings.image))
         plan.findings += [replace(f, document=doc.index) for f in findings.scan(view, settings)]

@@ -102,7 +102,7 @@ def declared(service: dict[str, Any]) -> Declared:
             heap(match.group(1), key, "--max-old-space-size=", unit="m")
         for match in _MAXMEMORY.finditer(text):
             heap(match.group(1), key, "--maxmemory ")
-        if "memcached" in text or "memcached" in str(service.get("image", "")):
+        if _memcached(service, text):
             for match in _MEMCACHED.finditer(" " + text):
                 heap(match.group(1), key, "-m ", unit="m", factor=1.25)
     reservation = _reservation(service)
@@ -111,6 +111,14 @@ def declared(service: dict[str, Any]) -> Declared:
     memory, memory_evidence = max(floors) if floors else (None, None)
     cpu_floor, cpu_evidence = _cpu_reservation(service)
     return Declared(memory, memory_evidence, cpu_floor, cpu_evidence, _cpu_conflict(service), tuple(unknown))
+
+
+def _memcached(service: dict[str, Any], command: str) -> bool:
+    """memcached, or a server speaking its protocol on its port (11211): `-m` is item memory in MB."""
+    if "memcache" in command or "memcache" in str(service.get("image", "")):
+        return True
+    ports = [str(p.get("target", "")) if isinstance(p, dict) else str(p) for p in as_list(service.get("ports")) + as_list(service.get("expose"))]
+    return any(p.rsplit(":", 1)[-1].split("/")[0] == "11211" for p in ports)
 
 
 def _deploy(service: dict[str, Any], *path: str) -> Any:

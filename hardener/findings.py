@@ -33,4 +33,7 @@ def scan(service: ServiceView, settings: Settings) -> list[Finding]:
     dangerous = sorted({cap_name(c) for c in as_list(data.get("cap_add")) if isinstance(c, str)} & settings.dangerous_caps)
     if dangerous:
         out.append(Finding("dangerous_cap", name, f"cap_add {', '.join(dangerous)}: kept, review whether it is needed", service.line_of("cap_add")))
+    for path in settings.unmounted_volumes:
+        out.append(Finding("unmounted_volume", name, f"the image keeps its data in VOLUME {path} and the service mounts nothing there: "
+                           "it lives in an anonymous volume that `docker compose down -v` deletes; mount a named volume", service.line))
     return out

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-FINDINGS: tuple[str, ...] = ("privileged", "host_namespace", "docker_socket", "unconfined", "dangerous_cap", "weakened")
+FINDINGS: tuple[str, ...] = ("privileged", "host_namespace", "docker_socket", "unconfined", "dangerous_cap", "weakened", "unmounted_volume")
 
 
 class Op(str, Enum):
@@ -120,6 +120,7 @@ class Project:
 
     merged: Mapping[str, Any] = field(default_factory=dict)
     extends: Mapping[tuple[str, str], Any] = field(default_factory=dict)
+    images: Mapping[str, Any] = field(default_factory=dict)  # `image:` as written -> facts read from it
 
 
 class HardenError(Exception):

@@ -24,6 +24,7 @@ from typing import Any
 from . import document, oracle
 from .core import harden_text
 from .inherit import merge
+from .image_lookup import FactsOptions, facts_for_text
 from .files import FileOutcome, atomic_write, decode, error_result, loader_check, merged_includes, read_bytes, refused
 from .model import Failure, HardenError, Project, Result, Status
 from .passes import CONTROLS
@@ -109,7 +110,8 @@ def _context(paths: list[str]) -> tuple[list[str], set[str]]:
     return [*before, *paths, *after], set(before + after)
 
 
-def process_project(paths: list[str], profile: Profile, skip: frozenset[str], write: bool, use_compose: bool = True) -> list[FileOutcome]:
+def process_project(paths: list[str], profile: Profile, skip: frozenset[str], write: bool, use_compose: bool = True,
+                    facts: FactsOptions = FactsOptions(enabled=False)) -> list[FileOutcome]:
     """Harden the files of one project in merge order; write only if the whole project passes."""
     members, context = _context(paths)
     merged: dict[str, Any] = {}
@@ -122,7 +124,7 @@ def process_project(paths: list[str], profile: Profile, skip: frozenset[str], wr
             outcomes.append((path, None, error_result(exc.message)))
             continue
         directory = os.path.dirname(os.path.abspath(path))
-        project = Project(dict(merged), _extends_targets(text, directory, profile, skip))
+        project = Project(dict(merged), _extends_targets(text, directory, profile, skip), facts_for_text(text, facts))
         as_is = skip | set(CONTROLS) if path in context else skip
         try:
             result = harden_text(text, profile, frozenset(as_is), project)
@@ -168,21 +170,22 @@ def _merged_check(outcomes: list[tuple[str, bytes | None, Result]]) -> str | Non
     return None if after.ok else f"refused: Docker Compose rejects the merged project {names}: {after.error}"
 
 
-def _run_group(args: tuple[list[str], Profile | None, frozenset[str], bool, bool]) -> list[FileOutcome]:
-    paths, profile, skip, write, use_compose = args
+def _run_group(args: tuple[list[str], Profile | None, frozenset[str], bool, bool, FactsOptions]) -> list[FileOutcome]:
+    paths, profile, skip, write, use_compose, facts = args
     if profile is None:  # the project's own .harden.yaml, else baseline
         try:
             profile = profile_for(os.path.dirname(os.path.abspath(paths[0])))
         except HardenError as exc:
             return [FileOutcome(p, error_result(exc.message)) for p in paths]
-    outcomes = process_project(paths, profile, skip, write, use_compose)
+    outcomes = process_project(paths, profile, skip, write, use_compose, facts)
     return [FileOutcome(o.path, o.result, o.written, profile.name) for o in outcomes]
 
 
-def process_paths(paths: list[str], profile: Profile | None, skip: frozenset[str], write: bool, jobs: int = 1, use_compose: bool = True) -> list[FileOutcome]:
+def process_paths(paths: list[str], profile: Profile | None, skip: frozenset[str], write: bool, jobs: int = 1, use_compose: bool = True,
+                  facts: FactsOptions = FactsOptions(enabled=False)) -> list[FileOutcome]:
     """Every path, grouped into projects; one bad file never stops the others. Without a
     `profile`, each project takes its nearest `.harden.yaml` (`profile.project_profile_ref`)."""
-    work = [(g, profile, skip, write, use_compose) for g in group(paths)]
+    work = [(g, profile, skip, write, use_compose, facts) for g in group(paths)]
     if jobs <= 1 or len(work) < 8:  # a pool costs more than it saves on a few files
         results = [_run_group(w) for w in work]
     else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from . import config_schemas
+from . import config_schemas, image_evidence
 from .config import Config
 from .images import TmpfsSpec, builtin_entries, match_image
 from .values import memory_bytes
@@ -38,6 +38,8 @@ class Settings:
     form: str
     image: str | None  # id of the image knowledge entry matched
     requires_mounts: tuple[str, ...] = ()  # data paths the image writes that are no VOLUME
+    unmounted_volumes: tuple[str, ...] = ()  # VOLUMEs the image declares that the service leaves unmounted
+    facts: str | None = None  # "image:<digest>" when facts read from the image were used
     dangerous_caps: frozenset[str] = frozenset()
     sources: Mapping[str, str] = field(default_factory=dict)
     profile: Mapping[str, Any] = field(default_factory=dict)  # the profile's data, every section
@@ -70,7 +72,8 @@ def x_harden(view: ServiceView) -> dict[str, Any]:
     return {**block, "skip": [skip] if isinstance(skip, str) else list(skip)}
 
 
-def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = frozenset()) -> Settings:
+def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = frozenset(), facts: Any = None) -> Settings:
+    """`facts`: what was read from the service's image (`hardener.facts.ImageFacts`), if anything."""
     sources = dict(profile.sources)
     skip: dict[str, str] = {c: f"skipped by profile {profile.name}" for c in profile.skip}
     user, tmpfs, cap_add = profile.user, profile.tmpfs, profile.cap_add
@@ -91,6 +94,19 @@ def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = froz
             memory, sources["resources.memory"] = entry.memory, tag
         if entry.pids and entry.pids > pids:
             pids, sources["resources.pids"] = entry.pids, tag
+    found = image_evidence.layer(facts, view.data) if entry is None and facts is not None else None
+    if found is not None:
+        if found.user:
+            user, sources["user"] = found.user, f"facts:{found.evidence} {found.user_fact}"
+        if found.tmpfs:
+            by_path = {spec.path: spec for spec in (*tmpfs, *found.tmpfs)}
+            tmpfs, sources["tmpfs.paths"] = tuple(by_path.values()), f"facts:{found.evidence} {found.tmpfs_fact}"
+        if found.cap_add:
+            cap_add = tuple(dict.fromkeys((*cap_add, *found.cap_add)))
+            sources["capabilities.add"] = f"facts:{found.evidence} {found.cap_fact}"
+        for control, reason in found.skip.items():
+            skip[control] = f"{reason} ({found.evidence})"
+        tmpfs = tuple(spec for spec in tmpfs if not any(spec.path == v or spec.path.startswith(v + "/") for v in found.volumes))
     block = x_harden(view)
     extra: tuple[str, ...] = ()
     if block:
@@ -126,6 +142,8 @@ def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = froz
         form=profile.form,
         image=entry.id if entry else None,
         requires_mounts=entry.requires_mounts if entry else (),
+        unmounted_volumes=found.unmounted if found else (),
+        facts=found.evidence if found else None,
         dangerous_caps=profile.dangerous_caps,
         sources=sources,
         profile=profile.data,
