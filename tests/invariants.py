@@ -35,7 +35,7 @@ HARDENING_KEYS = frozenset({
 })
 MERGE_TAG = "tag:yaml.org,2002:merge"
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")  # a YAML line: CRLF, a lone CR or LF ends it
-_TRAILING_TABS = re.compile(r"[ \t]+(?=\r\n|\r|\n|$)")
+_TRAILING_TABS = re.compile(r"[ \t]+(?=\r\n|\r|\n|$)|\t+(?=[ \t]*#)")  # before a line end or a comment
 
 
 def newline_of(text: str) -> str:
@@ -53,10 +53,16 @@ def _lines(text: str) -> list[str]:
     return lines
 
 
+def _spellings(text: str) -> tuple[str, str]:
+    """`text`, then `text` with the tabs of trailing blanks and before a comment made
+    spaces (ruamel refuses some that YAML allows; every line stays where it is)."""
+    return text, _TRAILING_TABS.sub(lambda m: m.group(0).replace("\t", " "), text)
+
+
 def _compose(text: str) -> list:
     """Root nodes of every document (None where a document is empty); [] if the text does
-    not parse (also with trailing tabs made spaces, which keeps every line where it is)."""
-    for attempt in (text, _TRAILING_TABS.sub(lambda m: m.group(0).replace("\t", " "), text)):
+    not parse."""
+    for attempt in _spellings(text):
         try:
             return list(YAML(typ="rt").compose_all(attempt))
         except Exception:  # any parser failure: no span, every line kept
@@ -146,3 +152,92 @@ def lost_lines(original: str, output: str) -> list[str]:
 def facts(text: str) -> tuple[bool, bool, bool]:
     """(BOM, CRLF, final line break) of a text (a lone CR is a line break for YAML)."""
     return text.startswith("\ufeff"), "\r\n" in text, text.endswith(("\n", "\r"))
+
+
+# --- every control applied or reported ------------------------------------------------------
+
+CONTROLS = ("user", "read_only", "capabilities", "no_new_privileges", "resources")
+_VARIABLE = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_]")
+_TRUE = {"true", "yes", "y", "on"}
+
+
+def _variable(value) -> bool:
+    return isinstance(value, str) and bool(_VARIABLE.search(value))
+
+
+def _plain(node):
+    if isinstance(node, dict):
+        return {str(k): _plain(v) for k, v in node.items()}  # merge keys resolved
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _items(value) -> list:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
+def controls_in_place(service) -> set[str]:
+    """The controls a service (plain data, as Compose reads it) carries; a `${VAR}` value
+    counts as the author's choice."""
+    if not isinstance(service, dict):
+        return set()
+    found = set()
+    user = service.get("user")
+    if user is not None and (_variable(user) or str(user).split(":")[0].strip() not in ("0", "root")):
+        found.add("user")
+    read_only = service.get("read_only")
+    if read_only is True or _variable(read_only) or (isinstance(read_only, str) and read_only.strip().lower() in _TRUE):
+        found.add("read_only")
+    drops = [str(c).strip().upper().removeprefix("CAP_") for c in _items(service.get("cap_drop"))]
+    if "ALL" in drops or any(_variable(c) for c in drops):
+        found.add("capabilities")
+    for entry in _items(service.get("security_opt")):
+        match = re.fullmatch(r"\s*no-new-privileges\s*(?:[:=]\s*(\S+))?\s*", str(entry), re.IGNORECASE)
+        if match and (match.group(1) is None or match.group(1).lower() in ("1", "t", "true") or _variable(match.group(1))):
+            found.add("no_new_privileges")
+    deploy = service.get("deploy")
+    resources = deploy.get("resources") if isinstance(deploy, dict) else None
+    limits = resources.get("limits") if isinstance(resources, dict) else None
+    limits = limits if isinstance(limits, dict) else {}
+    if all(service.get(short) is not None or limits.get(long) is not None
+           for short, long in (("mem_limit", "memory"), ("cpus", "cpus"), ("pids_limit", "pids"))):
+        found.add("resources")
+    return found
+
+
+def _load_all(text: str) -> list:
+    error: Exception | None = None
+    for attempt in _spellings(text):
+        try:
+            return [_plain(d) for d in YAML(typ="rt").load_all(attempt)]
+        except Exception as exc:
+            error = exc
+    raise AssertionError(f"the output does not load: {error}")
+
+
+def _extended(name: str, services: dict, seen: tuple[str, ...] = ()) -> dict:
+    """A service with a same-file `extends` base merged under it (what Compose runs)."""
+    service = services.get(name)
+    if not isinstance(service, dict):
+        return {}
+    extends = service.get("extends")
+    base_name = extends if isinstance(extends, str) else extends.get("service") if isinstance(extends, dict) and "file" not in extends else None
+    if not isinstance(base_name, str) or base_name in seen or base_name not in services:
+        return service
+    return {**_extended(base_name, services, (*seen, name)), **service}
+
+
+def unreported(result) -> list[str]:
+    """`service: control` for every control a service of the output lacks without a Skip
+    saying why (a hardening run applies each control or reports why not)."""
+    skipped = {(s.service, s.control) for s in result.skips}
+    missing = []
+    for data in _load_all(result.text):
+        services = data.get("services") if isinstance(data, dict) else None
+        if not isinstance(services, dict):
+            continue
+        for name in services:
+            have = controls_in_place(_extended(name, services))
+            missing += [f"{name}: {c}" for c in CONTROLS if c not in have and (name, c) not in skipped]
+    return missing

@@ -443,6 +443,7 @@ def test_owner_and_mode_kept_when_root_rewrites_a_users_file(tmp_path):
     os.chmod(path, 0o640)
     result = run("fix", "--no-compose-check", str(path))
     assert result.exit_code == 0, result.stderr
+    assert "read_only: true" in path.read_text()  # rewritten, not left alone
     info = path.stat()
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (NOBODY, NOBODY, 0o640)
 

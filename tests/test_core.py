@@ -71,15 +71,28 @@ def test_read_only_false_is_kept_and_reported():
 
 
 def test_no_second_mount_on_tmp():
+    """/tmp already mounted (a long-syntax tmpfs volume, a bind mount): the root goes
+    read-only and /tmp gets no tmpfs entry on top."""
     result = harden((FIXTURES / "read_only/tmpfs_volume_on_tmp.yaml").read_text())
-    for svc in services(result.text).values():
+    assert result.status is Status.CHANGED, result.message
+    hardened = services(result.text)
+    assert set(hardened) == {"app", "bind"}
+    for svc in hardened.values():
+        assert svc["read_only"] is True
         assert not any(str(t).startswith("/tmp") for t in svc.get("tmpfs", []))
+    assert {c.service for c in result.changes if c.path == ("read_only",)} == {"app", "bind"}
+    assert not [c for c in result.changes if c.path == ("tmpfs",)]
 
 
 @pytest.mark.parametrize("entry", ["no-new-privileges", "no-new-privileges:true", "no-new-privileges=true", "no-new-privileges: true"])
 def test_no_new_privileges_spellings_are_one_entry(entry):
     text = f"services:\n  app:\n    image: x\n    security_opt:\n      - \"{entry}\"\n"
-    assert services(harden(text).text)["app"]["security_opt"] == [entry]
+    result = harden(text)
+    svc = services(result.text)["app"]
+    assert svc["security_opt"] == [entry]
+    assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"]  # the rest of the service is hardened
+    assert not [c for c in result.changes if c.control == "no_new_privileges"]
+    assert not [s for s in result.skips if s.control == "no_new_privileges"]
 
 
 def test_merge_anchor_is_never_mutated():
@@ -153,10 +166,13 @@ def test_new_keys_stay_above_next_service_comment():
 
 def test_crlf_bom_and_missing_newline_survive():
     crlf = harden((FIXTURES / "edges/crlf.yaml").read_bytes().decode()).text
+    assert "read_only: true\r\n" in crlf and 'user: "1000:1000"\r\n' in crlf
     assert "\n" not in crlf.replace("\r\n", "")
     bom = harden((FIXTURES / "edges/bom_and_document_start.yaml").read_bytes().decode()).text
-    assert bom.startswith("\ufeff---\n# leading comment\n")
+    assert bom.startswith("\ufeff---\n# leading comment\n") and bom.count("\ufeff") == 1
+    assert "    read_only: true\n" in bom
     nonl = harden((FIXTURES / "edges/no_final_newline.yaml").read_text()).text
+    assert "    read_only: true\n" in nonl
     assert not nonl.endswith("\n")
 
 
@@ -194,3 +210,102 @@ def test_passes_are_pure_on_plain_views():
     view = ServiceView("app", {"image": "x", "deploy": {"resources": {"limits": {"cpus": "1"}}}}, frozenset({"image", "deploy"}))
     planned = resources.plan(view, resolve(BASELINE, view))
     assert [c.path for c in planned] == [("deploy", "resources", "limits", "memory"), ("deploy", "resources", "limits", "pids")]
+
+
+# --- the safety net: a wrong output is refused, never returned --------------------------
+
+GOOD = "services:\n  app:\n    image: example/app:1.0\n"
+
+
+def _damage_output(monkeypatch, damage) -> None:
+    """Make the text the core assembles wrong in the way `damage` says (after the patch
+    and the byte facts, where the safety net takes over)."""
+    real = document.join_facts
+    monkeypatch.setattr(document, "join_facts", lambda facts, text: damage(real(facts, text)))
+
+
+def assert_refused(result, why: str) -> None:
+    assert result.status is Status.ERROR, (result.status, result.text)
+    assert result.message.startswith("refused") and why in result.message, result.message
+    assert result.text == GOOD  # nothing of the wrong output gets out
+
+
+def test_safety_net_refuses_output_that_does_not_parse(monkeypatch):
+    _damage_output(monkeypatch, lambda text: text + "    labels: [unclosed\n")
+    assert_refused(harden(GOOD), "does not parse")
+
+
+def test_safety_net_refuses_output_with_other_data(monkeypatch):
+    _damage_output(monkeypatch, lambda text: text.replace("example/app:1.0", "example/app:2.0"))
+    assert_refused(harden(GOOD), "does not load to the intended data")
+
+
+def test_safety_net_refuses_a_lost_value(monkeypatch):
+    _damage_output(monkeypatch, lambda text: text.replace("    image: example/app:1.0\n", ""))
+    assert_refused(harden(GOOD), "does not load to the intended data")
+
+
+def test_safety_net_refuses_new_schema_errors(monkeypatch):
+    from hardener.model import Change, Op
+    from hardener.passes import user
+
+    monkeypatch.setattr(user, "plan", lambda view, settings: [Change("user", view.name, ("user",), Op.SET, ["1000"], "test")])
+    assert_refused(harden(GOOD), "compose-spec schema")
+
+
+def test_safety_net_refuses_output_that_is_not_idempotent(monkeypatch):
+    from hardener.model import Change, Op
+    from hardener.passes import no_new_privileges
+
+    calls = iter(range(1000))
+    monkeypatch.setattr(no_new_privileges, "plan", lambda view, settings: [
+        Change("no_new_privileges", view.name, ("security_opt",), Op.ADD, (f"label:level:s{next(calls)}",), "test")])
+    assert_refused(harden(GOOD), "not idempotent")
+
+
+def test_safety_net_passes_a_correct_output():
+    """The net is not a no-op refusing everything: the same input hardens cleanly."""
+    result = harden(GOOD)
+    assert result.status is Status.CHANGED and "read_only: true" in result.text
+
+
+# --- skipped controls: applied by the runner, the pass is never asked -------------------
+
+
+def _never_planned(monkeypatch, *controls: str) -> None:
+    from hardener.passes import BY_ID
+
+    def refuse(view, settings):
+        raise AssertionError(f"{view.name}: a skipped control was planned")
+
+    for control in controls:
+        monkeypatch.setattr(BY_ID[control], "plan", refuse)
+
+
+def test_skip_from_the_command_line(monkeypatch):
+    _never_planned(monkeypatch, "user", "resources")
+    result = harden_text(GOOD, BASELINE, frozenset({"user", "resources"}))
+    assert result.status is Status.CHANGED, result.message
+    svc = services(result.text)["app"]
+    assert not {"user", "mem_limit", "cpus", "pids_limit", "deploy"} & set(svc)
+    assert svc["read_only"] is True and svc["cap_drop"] == ["ALL"] and svc["security_opt"] == ["no-new-privileges:true"]
+    assert {(s.control, s.service, s.reason) for s in result.skips} == {
+        ("user", "app", "skipped on the command line"), ("resources", "app", "skipped on the command line")}
+    assert {c.control for c in result.changes} == {"read_only", "capabilities", "no_new_privileges"}
+
+
+def test_skip_from_x_harden_is_per_service(monkeypatch):
+    text = GOOD + "    x-harden:\n      skip: [read_only, capabilities]\n  other:\n    image: example/app:1.0\n"
+    result = harden(text)
+    hardened = services(result.text)
+    assert "read_only" not in hardened["app"] and "cap_drop" not in hardened["app"] and hardened["app"]["user"] == "1000:1000"
+    assert hardened["other"]["read_only"] is True and hardened["other"]["cap_drop"] == ["ALL"]
+    assert {(s.control, s.service) for s in result.skips} == {("read_only", "app"), ("capabilities", "app")}
+    assert all("x-harden" in s.reason for s in result.skips)
+
+
+def test_skip_from_the_image_knowledge_is_reported_with_its_reason():
+    result = harden("services:\n  web:\n    image: nginx:1.25\n")
+    assert "user" not in services(result.text)["web"]
+    (skip,) = [s for s in result.skips if s.control == "user"]
+    assert skip.service == "web" and "nginx" in skip.reason.lower()

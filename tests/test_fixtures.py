@@ -1,7 +1,8 @@
 """Fixture pairs under fixtures/<control>/<case>.yaml (+ <case>.expected.yaml), by glob.
 
 A case without an expected file must come back byte-identical. Every case also passes
-the invariants: untouched lines kept, byte facts kept, idempotent.
+the invariants: untouched lines kept (the strict check of `invariants.lost_lines`), byte
+facts kept, idempotent, and every control a service still lacks reported as a skip.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from hardener.core import harden_text
 from hardener.model import Status
 from hardener.profile import load_profile
-from invariants import facts, lost_lines
+from invariants import facts, lost_lines, unreported
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CASES = sorted(p for p in FIXTURES.glob("*/*.yaml") if not p.name.endswith(".expected.yaml"))
@@ -37,6 +38,8 @@ def test_fixture(case: Path):
     expected = read(expected_path) if expected_path.exists() else original
     assert result.text == expected
     assert lost_lines(original, result.text) == []
+    if result.status is not Status.SKIPPED:
+        assert unreported(result) == []
     assert facts(result.text)[:2] == facts(original)[:2]
     if result.status is Status.CHANGED:
         assert result.text.endswith("\n") == original.endswith("\n")

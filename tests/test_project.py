@@ -72,6 +72,7 @@ def test_base_and_override_merge_valid_and_hardened(tmp_path: Path):
         svc = model["services"][name]
         assert svc["security_opt"] == ["no-new-privileges:true"]
         assert svc["cap_drop"] == ["ALL"] and svc["read_only"] is True and svc["user"] == "1000:1000"
+        assert svc.get("mem_limit") and svc.get("cpus") and svc.get("pids_limit"), svc
 
 
 @needs_compose
@@ -179,11 +180,16 @@ def _make_loadable(command: list[str], directory: Path) -> dict[str, str]:
 def test_override_alone_is_planned_against_its_base(tmp_path: Path):
     (tmp_path / "compose.yaml").write_text(BASE)
     (tmp_path / "compose.override.yaml").write_text(OVERRIDE)
-    runner.invoke(app, ["fix", str(tmp_path / "compose.yaml")])
+    first = runner.invoke(app, ["fix", str(tmp_path / "compose.yaml")])
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "compose.yaml").read_text().count("read_only: true") == 2  # the base took the hardening
     result = runner.invoke(app, ["fix", str(tmp_path / "compose.override.yaml")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "compose.override.yaml").read_text() == OVERRIDE
-    merged_config(tmp_path, "compose.yaml", "compose.override.yaml")
+    model = merged_config(tmp_path, "compose.yaml", "compose.override.yaml")
+    for name in ("web", "db"):
+        svc = model["services"][name]
+        assert svc["security_opt"] == ["no-new-privileges:true"] and svc["cap_drop"] == ["ALL"] and svc["read_only"] is True, name
 
 
 @needs_compose
@@ -252,3 +258,31 @@ def test_an_include_that_merges_several_files_is_one_project(tmp_path: Path):
     assert "security_opt" not in (tmp_path / "stack" / "extend.yaml").read_text()  # merged onto base: nothing missing
     web = merged_config(tmp_path, "compose.yaml")["services"]["web"]
     assert web["image"] == "example/web:2.0" and web["security_opt"] == ["no-new-privileges:true"] and web["read_only"] is True
+
+
+@needs_compose
+def test_output_the_compose_loader_rejects_is_not_written(tmp_path: Path, monkeypatch):
+    """The per-file loader check: an output harden's own net passes but Docker Compose
+    rejects (here: `cpus` differs from `deploy.resources.limits.cpus`) is refused, file untouched."""
+    import sys
+    from dataclasses import replace
+
+    from hardener.core import harden_text
+
+    path = tmp_path / "compose.yaml"
+    path.write_text(BASE)
+
+    def clashing(text, *args, **kwargs):
+        result = harden_text(text, *args, **kwargs)
+        broken = result.text.replace("    image: example/web:1.0\n", "    image: example/web:1.0\n    deploy:\n      resources:\n        limits:\n          cpus: '2'\n")
+        assert broken != result.text
+        return replace(result, text=broken)
+
+    for name in ("hardener.files", "hardener.project"):
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "harden_text"):
+            monkeypatch.setattr(module, "harden_text", clashing)
+    result = runner.invoke(app, ["fix", "--jobs", "1", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "Docker Compose rejects the output" in result.stderr, result.stderr
+    assert path.read_text() == BASE

@@ -16,7 +16,8 @@ For each text, `harden_text` with the baseline profile must give a result that:
   only the spans of hardening keys and flow-style services may change);
 - keeps BOM / line-ending / final-newline facts;
 - has no compose-spec schema error the input did not have;
-- is idempotent (a second run is UNCHANGED, byte for byte).
+- is idempotent (a second run is UNCHANGED, byte for byte);
+- leaves no service without a control unless a Skip says why (`invariants.unreported`).
 
 Examples: HYPOTHESIS_PROFILE=ci (default, ~2 minutes on 2 cores), =dev (quick), =deep
 (thorough, ten times ci). deadline=None everywhere: the first call warms caches.
@@ -37,7 +38,7 @@ from hardener import document, schema
 from hardener.core import harden_text
 from hardener.model import Status
 from hardener.profile import load_profile
-from invariants import facts, lost_lines
+from invariants import facts, lost_lines, unreported
 
 BASELINE = load_profile("baseline")
 
@@ -420,6 +421,7 @@ def check_hardened(text: str) -> None:
     problems = never_weaker(before, after)
     assert problems == [], problems
     assert lost_lines(text, out) == []
+    assert unreported(result) == []
     assert facts(out) == facts(text)
     assert out.count("\n---") == text.count("\n---")
     for old, new in zip(before, after):
