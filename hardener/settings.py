@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from . import config_schemas, image_evidence
 from .config import Config
-from .images import TmpfsSpec, builtin_entries, match_image
+from .images import TmpfsSpec, builtin_entries, match_service_image
 from .values import memory_bytes
 from .view import ServiceView
 
@@ -78,9 +78,12 @@ def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = froz
     skip: dict[str, str] = {c: f"skipped by profile {profile.name}" for c in profile.skip}
     user, tmpfs, cap_add = profile.user, profile.tmpfs, profile.cap_add
     memory, pids = profile.memory, profile.pids
-    entry = match_image(view.data.get("image"), builtin_entries()) if profile.image_knowledge else None
+    match = match_service_image(view.data.get("image"), builtin_entries()) if profile.image_knowledge else None
+    entry = match.entry if match is not None else None
+    if match is not None and match.user_unknown:
+        skip["user"] = match.user_unknown
     if entry is not None:
-        tag = f"image:{entry.id}"
+        tag = f"image:{entry.id}" + (f" ({match.note})" if match.note else "")
         if entry.user:
             user, sources["user"] = entry.user, tag
         if entry.tmpfs:

@@ -204,7 +204,9 @@ MATCH_CASES: list[tuple[str | None, str | None]] = [
     ("haproxy", "haproxy"),
     # observability
     ("grafana/grafana:11.2.0", "grafana"),
-    ("docker.io/grafana/grafana-oss:11.2.0", None),
+    ("docker.io/grafana/grafana-oss:11.2.0", "grafana"),  # a variant of the family (-oss, -wolfi, -alpine)
+    ("docker.elastic.co/elasticsearch/elasticsearch-wolfi:8.15.0", "elasticsearch"),
+    ("example/grafana-oss:1", None),
     ("prom/prometheus:v2.54.1", "prometheus"),
     ("prom/alertmanager", "alertmanager"),
     ("prom/node-exporter:v1.8.2", "node-exporter"),

@@ -215,3 +215,30 @@ def test_every_change_says_what_it_rests_on():
     assert by[("app", ("user",))] == "default"
     assert by[("app", ("mem_limit",))] == "x-harden"
     assert all(c.evidence for c in result.changes)
+
+
+@pytest.mark.parametrize("image, user, skipped", [
+    ("postgres:${POSTGRES_IMAGE_TAG}", None, "70:70"),
+    ("postgres:${TAG:-16-alpine}", "70:70", None),
+    ("postgres:${TAG:-16}", "999:999", None),
+    ("redis:${TAG}", None, "999:1000"),
+    ("docker.elastic.co/elasticsearch/elasticsearch-wolfi:8.15.0", "1000:0", None),
+    ("mirror.gcr.io/library/redis:7-alpine", "999:1000", None),
+])
+def test_variable_tags_and_variants(image, user, skipped):
+    result = harden(f"services:\n  a:\n    image: {image}\n")
+    out = service(result.text)
+    assert out.get("user") == user
+    if skipped:
+        reason = next(s.reason for s in result.skips if s.control == "user")
+        assert "variable" in reason and skipped in reason
+
+
+@pytest.mark.parametrize("image, env, limit", [
+    ("elasticsearch:8.15.0", "ES_JAVA_OPTS: -Xms4g -Xmx4g", "6g"),
+    ("docker.elastic.co/elasticsearch/elasticsearch-wolfi:8.15.0", "ES_JAVA_OPTS: -Xms1g -Xmx1g", "2g"),
+    ("example/kafka:3", "KAFKA_HEAP_OPTS: -Xmx512m", "768m"),
+])
+def test_memory_never_below_the_heap_of_known_and_unknown_images(image, env, limit):
+    out = service(harden(f"services:\n  a:\n    image: {image}\n    environment:\n      {env}\n").text)
+    assert out["mem_limit"] == limit

@@ -15,6 +15,7 @@ so such images fall through to the general entry of the same repository.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -24,9 +25,10 @@ from typing import Any
 
 from .. import config_schemas
 from ..config import Config, data_dir, read_yaml
+from ..values import with_defaults
 from .reference import ImageRef, parse_image
 
-__all__ = ["ImageEntry", "TmpfsSpec", "builtin_entries", "load_config", "load_entries", "match_image"]
+__all__ = ["ImageEntry", "Match", "TmpfsSpec", "builtin_entries", "load_config", "load_entries", "match_image", "match_service_image"]
 
 
 @dataclass(frozen=True)
@@ -96,16 +98,66 @@ class ImageEntry:
 
 
 def match_image(image: str | None, entries: Sequence[ImageEntry]) -> ImageEntry | None:
-    """Return the first entry (file order) matching the ``image:`` string, else ``None``."""
+    """Return the first entry (file order) matching the ``image:`` string, else ``None``.
+    A repository that is a variant of a known family (``elasticsearch-wolfi``,
+    ``redis-alpine``) matches the family's entries, with the variant read into the tag."""
     if image is None:
         return None
     ref = parse_image(image)
     if ref is None:
         return None
-    for entry in entries:
-        if entry.matches(ref):
-            return entry
+    for candidate in (ref, _family(ref)):
+        for entry in entries if candidate is not None else ():
+            if entry.matches(candidate):
+                return entry
     return None
+
+
+_VARIANT = re.compile(r"-(wolfi|alpine|slim|debian|bookworm|bullseye|ubi\d*|oss|distroless|chainguard)$")
+
+
+def _family(ref: ImageRef) -> ImageRef | None:
+    """`elasticsearch/elasticsearch-wolfi:8` -> `elasticsearch/elasticsearch:8-wolfi`, else None."""
+    head, _, last = ref.repository.rpartition("/")
+    found = _VARIANT.search(last)
+    if not found:
+        return None
+    repository = (head + "/" if head else "") + last[: found.start()]
+    tag = f"{ref.tag}-{found.group(1)}" if ref.tag and ref.tag_known else found.group(1)
+    return ImageRef(ref.registry, repository, tag, ref.digest)
+
+
+@dataclass(frozen=True)
+class Match:
+    """The knowledge entry for a service's image, and what its variables did to the match."""
+
+    entry: ImageEntry | None
+    note: str = ""  # "postgres:${TAG:-16-alpine} read with its default: postgres:16-alpine"
+    user_unknown: str = ""  # why no uid can be chosen: the variants of a variable tag differ
+
+
+def match_service_image(image: Any, entries: Sequence[ImageEntry]) -> Match:
+    """`match_image`, reading `${VAR:-default}` as its default; where a variable with no
+    default picks the variant and the variants run as different users, says so."""
+    if not isinstance(image, str):
+        return Match(None)
+    if "$" not in image:
+        return Match(match_image(image, entries))
+    defaulted = with_defaults(image)
+    ref = parse_image(defaulted) if defaulted != image else None
+    if ref is not None and ref.tag:
+        return Match(match_image(defaulted, entries), f"{image} read with its default: {defaulted}")
+    entry = match_image(image, entries)
+    plain = parse_image(image)
+    if entry is None or plain is None or plain.tag_known:
+        return Match(entry)
+    family = [e for e in entries if any(fnmatchcase(plain.repository, p.lower()) for p in e.repositories)]
+    users = list(dict.fromkeys(e.user for e in family if e.user))
+    if len(users) > 1:
+        variants = " or ".join(f"{u} ({', '.join(e.title for e in family if e.user == u)})" for u in users)
+        return Match(entry, user_unknown=f"the tag is a variable ({plain.tag}) and the image runs as {variants} "
+                                         "depending on it: set x-harden.user or give the variable a default")
+    return Match(entry)
 
 
 
