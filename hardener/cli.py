@@ -197,6 +197,7 @@ def profiles(
         "resources.pids": prof.pids,
         "resources.form": prof.form,
         "image_knowledge": prof.image_knowledge,
+        "unverified": prof.data.get("unverified", "auto"),
         "skip": ", ".join(sorted(prof.skip)) or "-",
     }
     for key, value in rows.items():
@@ -211,13 +212,14 @@ def verify(
     skip: Optional[List[str]] = SkipOpt,
     timeout: int = typer.Option(120, help="Seconds to wait for services to run."),
     already_hardened: bool = typer.Option(False, "--as-is", help="Verify the file as it is, without hardening it first."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Run a stack with host-level access (privileged, host namespaces, sensitive host mounts, remote includes) without asking."),
 ) -> None:
     """Bring the hardened stack up on a local engine, prove it runs hardened, tear it down."""
     from .verify import run_verify
 
     prof, skips = _setup(profile, skip)
     prof = _profile_here(prof, os.path.dirname(os.path.abspath(file)))
-    raise typer.Exit(run_verify(file, prof, skips, timeout, harden_first=not already_hardened))
+    raise typer.Exit(run_verify(file, prof, skips, timeout, harden_first=not already_hardened, assume_yes=yes))
 
 
 @app.command()
@@ -237,12 +239,37 @@ def bulk(
     raise typer.Exit(run_bulk(repos, prof, skips, branch, jobs or os.cpu_count() or 1, state, report_file))
 
 
+def _say_interrupted(exc: BaseException) -> None:
+    """What an interrupted run wrote (`project.Interrupted.written`), when it was one."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen and not isinstance(cause, KeyboardInterrupt):
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return  # a command that handled Ctrl-C itself (verify) and said so
+    written = getattr(cause, "written", None)
+    if written is None:
+        typer.echo("harden: interrupted", err=True)
+        return
+    n = len(written)
+    typer.echo(f"harden: interrupted; {n} file{'s' if n != 1 else ''} written before it stopped" + (":" if n else "; no file was changed"), err=True)
+    for path in written:
+        typer.echo(f"  {path}", err=True)
+    if n:
+        typer.echo("harden: every other file is as it was; run the same command again to finish", err=True)
+
+
 def main() -> None:
     """The boundary: whatever goes wrong inside ends as one line and exit 2, never a traceback."""
     try:
         app()
-    except KeyboardInterrupt:
-        typer.echo("harden: interrupted", err=True)
+    except SystemExit as exc:  # the CLI library turns Ctrl-C into exit 130: say what was written
+        if exc.code == 130:
+            _say_interrupted(exc)
+        raise
+    except KeyboardInterrupt as exc:
+        _say_interrupted(exc)
         sys.exit(130)
     except Exception as exc:  # a bug: say so in one line, leave every file as it is
         typer.echo(f"harden: error: internal error: {type(exc).__name__}: {exc}", err=True)

@@ -71,6 +71,23 @@ def _signal(view: ServiceView, control: str) -> str | None:
     return reason
 
 
+def _unverified(hardening: Any, view: ServiceView, profile: Profile, settings: Any, planned: list[Change | Skip]) -> list[Change | Skip]:
+    """With `unverified: review`, a control whose every change rests on the profile default
+    alone (and that can stop a service) is left out and reported for review instead.
+    `auto` (the default) reviews where facts were read from the service's image, and
+    applies where nothing could be read (no engine, no registry: the profile as before)."""
+    changes = [c for c in planned if isinstance(c, Change)]
+    mode = profile.data.get("unverified", "auto")
+    review = mode == "review" or (mode == "auto" and settings.facts is not None)
+    if not review or not getattr(hardening, "REVIEW", False):
+        return planned
+    if not changes or not all(c.unverified for c in changes):
+        return planned
+    wanted = "; ".join(c.describe() for c in changes)
+    reason = f"needs review: {wanted} would rest on the profile default alone (unverified); confirm it with x-harden or the image"
+    return [s for s in planned if isinstance(s, Skip)] + [Skip(hardening.ID, view.name, reason, view.line)]
+
+
 def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str], plan: Plan, project: Project = Project()) -> None:
     """Plan every service against a model that already holds the changes planned for
     the services before it: anchored services pass them on to `<<:` users, and a service
@@ -113,7 +130,7 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
             if reason:
                 plan.skips.append(Skip(hardening.ID, view.name, reason, view.line, doc.index))
                 continue
-            planned = hardening.plan(view, settings)
+            planned = _unverified(hardening, view, profile, settings, hardening.plan(view, settings))
             new = [replace(c, document=doc.index) for c in planned if isinstance(c, Change)]
             plan.skips += [replace(s, document=doc.index) for s in planned if isinstance(s, Skip)]
             plan.changes += new
