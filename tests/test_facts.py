@@ -23,11 +23,16 @@ from typing import Any
 
 import pytest
 
-from hardener.facts import ImageFacts, analyse_argv, analyse_script, lookup, resolve_reference, script_target
+from hardener.facts import (FileCaps, ImageFacts, analyse_argv, analyse_script, decode_file_caps, lookup,
+                            resolve_reference, script_target)
+from hardener.facts import caps as caps_mod
 from hardener.facts import registry as registry_mod
 from hardener.facts.accounts import home, parse_group, parse_passwd, resolve
 from hardener.facts.auth import load_credentials, may_send_secret, parse_challenge, registry_key
+from hardener.facts.cache import VERSION as CACHE_VERSION
 from hardener.facts.cache import FactsCache
+from hardener.facts.entrypoint import find_globs, program_names
+from hardener.facts.gather import DIR_SCRIPT_COUNT, from_config, glob_match, is_shell_script, with_files
 from hardener.facts.layers import LayerTree
 from hardener.facts.model import Drop, EntrypointFacts
 from hardener.facts.endpoint import endpoint
@@ -457,12 +462,14 @@ def test_challenge_and_where_secrets_go() -> None:
 
 
 def _tar(entries: list[tuple], *, compress: bool = True) -> bytes:
-    """entries: (name, kind, uid, gid, mode, data-or-link)."""
+    """entries: (name, kind, uid, gid, mode, data-or-link[, pax records])."""
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, kind, uid, gid, mode, extra in entries:
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
+        for name, kind, uid, gid, mode, extra, *pax in entries:
             info = tarfile.TarInfo(name)
             info.uid, info.gid, info.mode = uid, gid, mode
+            if pax:
+                info.pax_headers = dict(pax[0])
             payload = None
             if kind == "dir":
                 info.type = tarfile.DIRTYPE
@@ -583,14 +590,16 @@ class FakeRegistry:
     """A registry with one repository `zoo/app`: tag `1` is an index of an amd64 and an
     arm64 image; bearer tokens from /token (Basic credentials required when `users`)."""
 
-    def __init__(self, *, require_login: bool = False) -> None:
+    def __init__(self, *, require_login: bool = False, layers: list[list[tuple]] | None = None,
+                 image_config: dict[str, Any] | None = None) -> None:
         self.require_login = require_login
         self.seen: list[tuple[str, str | None]] = []
         self.blobs: dict[str, bytes] = {}
         self.manifests: dict[str, tuple[str, bytes]] = {}
         self.fail_blobs = False
         self.pad_layers = False
-        layers = [_tar(LAYER1), _tar(LAYER2)]
+        layers = [_tar(layer) for layer in (layers or [LAYER1, LAYER2])]
+        self.layer_digests = [_digest(layer) for layer in layers]
         for layer in layers:
             self.blobs[_digest(layer)] = layer
         images = {}
@@ -598,7 +607,7 @@ class FakeRegistry:
             config = json.dumps({"architecture": arch, "os": "linux", "config": {
                 "User": user, "Entrypoint": ["entry.sh"], "Cmd": ["serve"], "Env": ["PATH=/usr/local/bin:/bin", "A=b=c"],
                 "Volumes": {"/var/lib/svc": {}}, "WorkingDir": "/var/lib/svc", "ExposedPorts": {"8080/tcp": {}},
-                "Labels": {"org.example": "yes"}}}).encode()
+                "Labels": {"org.example": "yes"}, **(image_config or {})}}).encode()
             self.blobs[_digest(config)] = config
             manifest = json.dumps({
                 "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
@@ -810,3 +819,358 @@ def test_registry_blob_larger_than_declared(tmp_path: Path, amd64: None) -> None
         facts = lookup(reg.image, engine=False, cache=False, docker_config=tmp_path / "none.json").facts
         assert facts is not None and not facts.files_read and facts.user == ""
         assert "larger than its manifest says" in facts.notes[0]
+
+
+# ======================================================== scripts run from a directory
+
+NGINX_ENTRYPOINT = r"""#!/bin/sh
+set -e
+if /usr/bin/find "/docker-entrypoint.d/" -mindepth 1 -maxdepth 1 -type f -print -quit 2>/dev/null | read v; then
+    find "/docker-entrypoint.d/" -follow -type f -print | sort -V | while read -r f; do
+        case "$f" in
+            *.envsh)
+                if [ -x "$f" ]; then
+                    . "$f"
+                fi
+                ;;
+            *.sh)
+                if [ -x "$f" ]; then
+                    "$f"
+                fi
+                ;;
+            *) echo "$0: Ignoring $f";;
+        esac
+    done
+fi
+exec "$@"
+"""
+
+LOOPS: list[tuple[str, str, dict[str, str], tuple[str, ...]]] = [
+    ("for-glob", 'for f in /docker-entrypoint.d/*.sh; do\n  [ -x "$f" ] && "$f"\ndone\n', {}, ("/docker-entrypoint.d/*.sh",)),
+    ("for-one-line", 'for f in /docker-entrypoint.d/*.sh; do "$f"; done\n', {}, ("/docker-entrypoint.d/*.sh",)),
+    ("for-globs-sourced-or-sh", 'for f in /entrypoint.d/*.sh /entrypoint.d/*.envsh; do\n  case "$f" in\n'
+     '    *.envsh) . "$f" ;;\n    *) sh "$f" ;;\n  esac\ndone\n', {}, ("/entrypoint.d/*.sh", "/entrypoint.d/*.envsh")),
+    ("for-dir-from-env", 'for f in "$INIT_DIR"/*; do\n  if [ -x "$f" ]; then\n    "${f}" "$@"\n  fi\ndone\n',
+     {"INIT_DIR": "/init.d/"}, ("/init.d/*",)),
+    ("for-inline-case", NO_DROP, {}, ("/docker-entrypoint-init.d/*",)),
+    ("find-sort-while", NGINX_ENTRYPOINT, {}, ("/docker-entrypoint.d/**/*",)),
+    ("find-name-maxdepth", 'find /etc/entrypoint.d -maxdepth 1 -type f -name "*.sh" | sort |\n'
+     '  while IFS= read -r script; do\n    . "$script"\n  done\n', {}, ("/etc/entrypoint.d/*.sh",)),
+    ("find-pipes-across-lines", 'find -L /init.d -type f |\n  sort -n |\n  while read f; do bash "$f"; done\n', {},
+     ("/init.d/**/*",)),
+    ("find-exec", 'find /docker-entrypoint.d -type f -name "*.sh" -exec {} \\;\n', {}, ("/docker-entrypoint.d/**/*.sh",)),
+    ("find-exec-sh", 'find "$HOOKS" -type f -exec sh {} +\n', {"HOOKS": "/hooks"}, ("/hooks/**/*",)),
+    ("nested-inner-runs", 'for d in /a /b; do\n  for f in /hooks.d/*.sh; do\n    exec_count=1\n    "$f"\n  done\ndone\n',
+     {}, ("/hooks.d/*.sh",)),
+    # loops that run no file of a directory
+    ("loop-edits-files", 'for f in /etc/app/*.conf; do sed -i s/a/b/ "$f"; done\n', {}, ()),
+    ("templates-read-not-run", NGINX_LIKE, {}, ()),
+    ("loop-over-args", 'for f in "$@"; do "$f"; done\n', {}, ()),
+    ("unknown-directory", 'for f in "$HOOKS"/*.sh; do "$f"; done\n', {}, ()),
+    ("root-directory", 'for f in /*.sh; do "$f"; done\n', {}, ()),
+    ("literal-files", 'for f in /a.sh /b.sh; do "$f"; done\n', {}, ()),
+    ("find-directories", 'find /d -type d | while read -r f; do "$f"; done\n', {}, ()),
+    ("ls-not-find", 'ls /d/*.sh | while read -r f; do "$f"; done\n', {}, ()),
+    ("runs-another-variable", 'for f in /d/*.sh; do\n  g=/bin/true\n  "$g"\ndone\n', {}, ()),
+    ("run-after-the-loop", 'for f in /d/*.sh; do echo "$f"; done\n"$f"\n', {}, ()),
+]
+
+
+@pytest.mark.parametrize("name,script,env,globs", LOOPS, ids=[c[0] for c in LOOPS])
+def test_loops_that_run_a_directory(name: str, script: str, env: dict[str, str], globs: tuple[str, ...]) -> None:
+    assert analyse_script(script, env).script_globs == globs
+
+
+def test_loop_variable_is_not_a_known_value() -> None:
+    facts = analyse_script('for f in /d/*.sh; do\n  "$f" > "$f.log"\ndone\n', {"f": "/etc/x"})
+    assert facts.script_globs == ("/d/*.sh",) and facts.writes == () and facts.unresolved == ('"$f.log"',)
+
+
+def test_pipes_are_marked() -> None:
+    got = [(c.words[0], c.piped) for c in commands("find /d |\n  sort | while read f; do x; done\na && b || c; d | e\n")]
+    assert got == [("find", False), ("sort", True), ("while", True), ("do", False), ("done", False),
+                   ("a", False), ("b", False), ("c", False), ("d", False), ("e", True)]
+
+
+@pytest.mark.parametrize("args,globs", [
+    (["/d/", "-follow", "-type", "f", "-print"], ["/d/**/*"]),
+    (["-L", "/d", "-name", "*.sh"], ["/d/**/*.sh"]),
+    (["/d", "-maxdepth", "1", "-type", "f"], ["/d/*"]),
+    (["/a", "/b", "-type", "f,l"], ["/a/**/*", "/b/**/*"]),
+    (["/d", "-type", "d"], []),
+    (["relative", "/"], []),
+])
+def test_find_globs(args: list[str], globs: list[str]) -> None:
+    assert find_globs(args) == globs
+
+
+@pytest.mark.parametrize("globs,relative,wanted", [
+    (["/d/*.sh"], "10-a.sh", True),
+    (["/d/*.sh"], "sub/10-a.sh", False),
+    (["/d/*.sh"], ".hidden.sh", False),
+    (["/d/.*.sh"], ".hidden.sh", True),
+    (["/d/*.sh"], "15-a.envsh", False),
+    (["/d/*.sh", "/d/*.envsh"], "15-a.envsh", True),
+    (["/d/**/*"], "sub/deep/x", True),
+    (["/d/**/*"], ".x", True),
+    (["/d/**/*.sh"], "sub/a.sh", True),
+    (["/d/**/*.sh"], "sub/a.txt", False),
+])
+def test_glob_match(globs: list[str], relative: str, wanted: bool) -> None:
+    chosen = glob_match(globs)
+    assert chosen is not None and chosen[0] == "/d" and chosen[1](relative) is wanted
+
+
+@pytest.mark.parametrize("path,data,shell", [
+    ("/d/a", b"#!/bin/sh\nx\n", True),
+    ("/d/a", b"#!/usr/bin/env bash\nx\n", True),
+    ("/d/a", b"#! /usr/bin/env -S bash -e\nx\n", True),
+    ("/d/a", b"#!/bin/busybox sh\n", True),
+    ("/d/a.sh", b"#!/usr/bin/python3\nprint(1)\n", False),
+    ("/d/a.sh", b"mkdir -p /run/a\n", True),
+    ("/d/a.envsh", b"export A=1\n", True),
+    ("/d/README", b"mkdir -p /run/a\n", False),
+    ("/d/a.sh", b"\x7fELF\x00\x00", False),
+])
+def test_is_shell_script(path: str, data: bytes, shell: bool) -> None:
+    assert is_shell_script(path, data) is shell
+
+
+# ================================================================== file capabilities
+
+NET_BIND_V2 = bytes.fromhex("01000002" "00040000" "00000000" "00000000" "00000000")  # setcap cap_net_bind_service=+ep
+NET_BIND_V3 = bytes.fromhex("01000003" "00040000" "00000000" "00000000" "00000000" "a0860100")  # ... in a userns, root 100000
+
+
+@pytest.mark.parametrize("blob,expected", [
+    (NET_BIND_V2, FileCaps(("NET_BIND_SERVICE",), (), True, 2, None)),
+    (NET_BIND_V3, FileCaps(("NET_BIND_SERVICE",), (), True, 3, 100000)),
+    (bytes.fromhex("01000001" "00040000" "00000000"), FileCaps(("NET_BIND_SERVICE",), (), True, 1, None)),
+    # cap_chown,cap_dac_override,cap_setgid,cap_setuid,cap_net_raw,cap_syslog,cap_checkpoint_restore=p: both halves
+    (bytes.fromhex("00000002" "c3200000" "00000000" "04010000" "00000000"),
+     FileCaps(("CHOWN", "DAC_OVERRIDE", "SETGID", "SETUID", "NET_RAW", "SYSLOG", "CHECKPOINT_RESTORE"), (), False, 2, None)),
+    # cap_net_admin,cap_net_raw=eip (v3, root 0)
+    (bytes.fromhex("01000003" "00300000" "00300000" "00000000" "00000000" "00000000"),
+     FileCaps(("NET_ADMIN", "NET_RAW"), ("NET_ADMIN", "NET_RAW"), True, 3, 0)),
+    # cap_setuid (0x80: not UTF-8 on its own) and bit 41, which the list does not name yet
+    (bytes.fromhex("00000002" "80000000" "00000000" "00020000" "00000000"), FileCaps(("SETUID", "41"), (), False, 2, None)),
+    (b"", None),
+    (b"\x01\x00\x00", None),
+    (NET_BIND_V2[:12], None),  # v2 magic, v1 size
+    (NET_BIND_V3[:20], None),  # v3 magic, v2 size
+    (NET_BIND_V2 + b"\x00", None),
+    (bytes.fromhex("00000004") + bytes(20), None),  # unknown revision
+])
+def test_decode_file_caps(blob: bytes, expected: FileCaps | None) -> None:
+    assert decode_file_caps(blob) == expected
+
+
+def test_file_caps_text_like_getcap() -> None:
+    assert decode_file_caps(NET_BIND_V2).text() == "cap_net_bind_service=ep"
+    assert decode_file_caps(bytes.fromhex("01000003" "00300000" "00300000" "00000000" "00000000" "00000000")).text() == (
+        "cap_net_admin,cap_net_raw=ep cap_net_admin,cap_net_raw+i")
+
+
+def test_capability_from_tar_pax_records() -> None:
+    setuid = bytes.fromhex("00000002" "80000000" "00000000" "00000000" "00000000")
+    raw = _tar([("bin/a", "file", 0, 0, 0o755, "a", {"SCHILY.xattr.security.capability": setuid.decode("utf-8", "surrogateescape")}),
+                ("bin/b", "file", 0, 0, 0o755, "b", {"LIBARCHIVE.xattr.security.capability":
+                                                     base64.b64encode(NET_BIND_V2).decode().rstrip("=")}),
+                ("bin/c", "file", 0, 0, 0o755, "c", {"SCHILY.xattr.user.note": "x"})], compress=False)
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:", encoding="utf-8") as tar:
+        got = {m.name: caps_mod.capability(m.pax_headers) for m in tar}
+    assert got == {"bin/a": setuid, "bin/b": NET_BIND_V2, "bin/c": None}
+
+
+# ======================================================== the layer tree: caps, scripts
+
+CAPPED = {"SCHILY.xattr.security.capability": NET_BIND_V2.decode("utf-8", "surrogateescape")}
+SCRIPTS_LAYER1 = [
+    ("docker-entrypoint.sh", "file", 0, 0, 0o755, '#!/bin/sh\nfor f in /docker-entrypoint.d/*.sh; do\n  "$f"\ndone\nexec "$@"\n'),
+    ("docker-entrypoint.d", "dir", 0, 0, 0o755, None),
+    ("docker-entrypoint.d/10-run.sh", "file", 0, 0, 0o755, "#!/bin/sh\nmkdir -p /run/app\n"),
+    ("docker-entrypoint.d/20-envsubst.sh", "file", 0, 0, 0o755,
+     '#!/bin/sh\noutput_dir=/etc/app/conf.d\nfor t in /etc/app/templates/*; do\n  name=$(basename "$t")\n'
+     '  sed s/a/b/ "$t" > "$output_dir/$name"\ndone\n'),
+    ("docker-entrypoint.d/25-gone.sh", "file", 0, 0, 0o755, "#!/bin/sh\ntouch /gone\n"),
+    ("docker-entrypoint.d/30-python.sh", "file", 0, 0, 0o755, "#!/usr/bin/python3\nopen('/py', 'w')\n"),
+    ("docker-entrypoint.d/README", "file", 0, 0, 0o644, "mkdir -p /not/run\n"),
+    ("opt/hooks/40-linked.sh", "file", 0, 0, 0o755, "#!/bin/sh\nchown app /var/lib/app\nexec su-exec app true\n"),
+    ("docker-entrypoint.d/40-linked.sh", "sym", 0, 0, 0o777, "/opt/hooks/40-linked.sh"),
+    ("usr/bin/webd", "file", 0, 0, 0o755, "\x7fELF", CAPPED),
+    ("usr/bin/webd-link", "hard", 0, 0, 0o755, "usr/bin/webd"),
+    ("usr/bin/plain", "file", 0, 0, 0o755, "\x7fELF"),
+    ("bin", "sym", 0, 0, 0o777, "usr/bin"),
+]
+SCRIPTS_LAYER2 = [
+    ("docker-entrypoint.d/.wh.25-gone.sh", "file", 0, 0, 0o644, ""),
+    ("docker-entrypoint.d/15-late.sh", "file", 0, 0, 0o755, "#!/bin/sh\ntouch /var/cache/late\n"),
+    ("docker-entrypoint.d/big.sh", "file", 0, 0, 0o755, "#!/bin/sh\n" + "# padding\n" * 30000),
+]
+
+
+class _Rereads:
+    """`reread` for a LayerTree from tar bytes, counting the layers read again."""
+
+    def __init__(self, layers: list[list[tuple]]) -> None:
+        self.raw = [_tar(layer) for layer in layers]
+        self.calls: list[tuple[int, set[str]]] = []
+
+    def __call__(self, index: int, paths: set[str]) -> dict[str, bytes]:
+        self.calls.append((index, set(paths)))
+        found = {}
+        with tarfile.open(fileobj=io.BytesIO(self.raw[index]), mode="r:gz") as tar:
+            for member in tar:
+                path = "/" + member.name
+                if path in paths and member.isreg():
+                    found[path] = tar.extractfile(member).read()
+        return found
+
+
+def _scripts_tree(reread: Any = None) -> LayerTree:
+    tree = LayerTree(keep=lambda path, size: path == "/docker-entrypoint.sh", reread=reread)
+    for layer in (SCRIPTS_LAYER1, SCRIPTS_LAYER2):
+        with tarfile.open(fileobj=io.BytesIO(_tar(layer)), mode="r:gz", encoding="utf-8") as tar:
+            tree.add_layer(tar)
+    return tree
+
+
+def test_layer_tree_capabilities() -> None:
+    tree = _scripts_tree()
+    assert tree.xattrs("/usr/bin/webd") == {"security.capability": NET_BIND_V2}
+    assert tree.xattrs("/bin/webd") == tree.xattrs("/usr/bin/webd-link") == {"security.capability": NET_BIND_V2}
+    assert tree.xattrs("/usr/bin/plain") == {} and tree.xattrs("/usr/bin") is None and tree.xattrs("/nope") is None
+
+
+def test_layer_tree_files_below_read_again_from_their_layers() -> None:
+    rereads = _Rereads([SCRIPTS_LAYER1, SCRIPTS_LAYER2])
+    tree = _scripts_tree(rereads)
+    match = glob_match(["/docker-entrypoint.d/*.sh"])[1]
+    files, more = tree.files_below("/docker-entrypoint.d", match, 1 << 10, 10)
+    assert [p for p, _ in files] == ["/docker-entrypoint.d/10-run.sh", "/docker-entrypoint.d/15-late.sh",
+                                     "/docker-entrypoint.d/20-envsubst.sh", "/docker-entrypoint.d/30-python.sh",
+                                     "/docker-entrypoint.d/40-linked.sh", "/docker-entrypoint.d/big.sh"] and not more
+    got = dict(files)
+    assert got["/docker-entrypoint.d/40-linked.sh"].startswith(b"#!/bin/sh\nchown app")  # through the symlink
+    assert got["/docker-entrypoint.d/15-late.sh"] == b"#!/bin/sh\ntouch /var/cache/late\n"
+    assert got["/docker-entrypoint.d/big.sh"] is None  # over the limit: not read again
+    assert sorted(i for i, _ in rereads.calls) == [0, 1] and "/docker-entrypoint.d/big.sh" not in rereads.calls[1][1]
+    files, more = tree.files_below("/docker-entrypoint.d", match, 1 << 10, 2)
+    assert len(files) == 2 and more and len(rereads.calls) == 2  # kept once read
+    assert tree.files_below("/docker-entrypoint.sh", match, 1 << 10, 2) is None
+    assert tree.files_below("/nope", match, 1 << 10, 2) is None
+    unread = _scripts_tree().files_below("/docker-entrypoint.d", match, 1 << 10, 10)
+    assert unread is not None and all(data is None for _, data in unread[0])  # no reread: not read
+
+
+def test_with_files_merges_directory_scripts_and_caps() -> None:
+    config = {"Entrypoint": ["/docker-entrypoint.sh"], "Cmd": ["webd", "-p", "80"], "Env": ["PATH=/usr/local/bin:/usr/bin"]}
+    facts = with_files(from_config("app:1", "sha256:" + "a" * 64, "registry", config),
+                       _scripts_tree(_Rereads([SCRIPTS_LAYER1, SCRIPTS_LAYER2])))
+    entry = facts.entrypoint_facts
+    assert facts.script == "/docker-entrypoint.sh" and entry.script_globs == ("/docker-entrypoint.d/*.sh",)
+    assert facts.dir_scripts == ("/docker-entrypoint.d/10-run.sh", "/docker-entrypoint.d/15-late.sh",
+                                 "/docker-entrypoint.d/20-envsubst.sh", "/docker-entrypoint.d/40-linked.sh")
+    assert set(entry.writes) == {"/run/app", "/var/cache/late", "/etc/app/conf.d"}  # not /gone, /py, /not/run
+    assert entry.chowns == ("/var/lib/app",) and facts.drop_user == "app"
+    assert facts.notes == ("/docker-entrypoint.d/big.sh not read: over 256 KB or unreadable",)
+    assert facts.program == "/docker-entrypoint.sh" and facts.program_caps() == ()  # the entrypoint runs first
+    assert facts.file_caps == {"/usr/bin/webd": ("NET_BIND_SERVICE",)}  # cmd[0], what `exec "$@"` starts
+
+    direct = with_files(from_config("app:1", "sha256:" + "a" * 64, "registry", {"Cmd": ["webd"], "Env": ["PATH=/bin"]}),
+                        _scripts_tree())
+    assert direct.program == "/bin/webd" and direct.program_caps() == ("NET_BIND_SERVICE",) and direct.dir_scripts == ()
+    plain = with_files(from_config("app:1", "sha256:" + "a" * 64, "registry", {"Entrypoint": ["/usr/bin/plain"]}),
+                       _scripts_tree())
+    assert plain.program == "/usr/bin/plain" and plain.file_caps == {} and plain.program_caps() == ()
+    missing = with_files(from_config("app:1", "sha256:" + "a" * 64, "registry", {"Cmd": ["nothere"]}), _scripts_tree())
+    assert missing.program == "" and missing.program_caps() == ()
+
+
+def test_with_files_reads_at_most_the_bound() -> None:
+    layer = [("entry.sh", "file", 0, 0, 0o755, '#!/bin/sh\nfind /hooks -type f | sort | while read -r h; do "$h"; done\n'),
+             *[(f"hooks/{i:02d}.sh", "file", 0, 0, 0o755, f"#!/bin/sh\nmkdir -p /run/s{i:02d}\n") for i in range(40)]]
+    tree = LayerTree(keep=lambda path, size: True)
+    with tarfile.open(fileobj=io.BytesIO(_tar(layer)), mode="r:gz") as tar:
+        tree.add_layer(tar)
+    facts = with_files(from_config("app:1", "sha256:" + "a" * 64, "engine", {"Entrypoint": ["/entry.sh"]}), tree)
+    assert len(facts.dir_scripts) == DIR_SCRIPT_COUNT == 32 and facts.dir_scripts[-1] == "/hooks/31.sh"
+    assert facts.entrypoint_facts.writes == tuple(f"/run/s{i:02d}" for i in range(32))
+    assert facts.notes == ("more scripts in /hooks than read (at most 32, by name)",)
+
+
+class _OnlyReadAndStat:
+    """A FileSource of the first kind: `read` and `stat` only."""
+
+    def __init__(self, tree: LayerTree) -> None:
+        self.tree = tree
+
+    def read(self, path: str, limit: int) -> bytes | None:
+        return self.tree.read(path, limit)
+
+    def stat(self, path: str) -> Any:
+        return self.tree.stat(path)
+
+
+def test_a_source_without_listing_or_xattrs_still_serves() -> None:
+    config = {"Entrypoint": ["/docker-entrypoint.sh"], "Cmd": ["webd"], "Env": ["PATH=/usr/bin"]}
+    facts = with_files(from_config("app:1", "sha256:" + "a" * 64, "engine", config), _OnlyReadAndStat(_scripts_tree()))
+    assert facts.files_read and facts.script == "/docker-entrypoint.sh"
+    assert facts.entrypoint_facts.script_globs == ("/docker-entrypoint.d/*.sh",) and facts.dir_scripts == ()
+    assert facts.program == "" and facts.file_caps == {}
+
+
+@pytest.mark.parametrize("entrypoint,cmd,names", [
+    (["/docker-entrypoint.sh"], ["nginx", "-g", "daemon off;"], ("/docker-entrypoint.sh", "nginx")),
+    (None, ["caddy", "run"], ("caddy",)),
+    (["tini", "--"], ["/usr/bin/server"], ("tini", "/usr/bin/server")),
+    (["/sbin/tini", "--", "/usr/bin/server"], None, ("/sbin/tini", "/usr/bin/server")),
+    (["/entry.sh"], ["--config", "/c"], ("/entry.sh",)),
+    (None, None, ()),
+])
+def test_program_names(entrypoint, cmd, names) -> None:
+    assert program_names(entrypoint, cmd) == names
+
+
+def test_new_fields_round_trip_and_cache_format(tmp_path: Path) -> None:
+    facts = _facts(entrypoint=("webd",), entrypoint_facts=analyse_script(NGINX_ENTRYPOINT),
+                   dir_scripts=("/docker-entrypoint.d/10-a.sh",), program="/usr/bin/webd",
+                   file_caps={"/usr/bin/webd": ("NET_BIND_SERVICE", "NET_RAW")})
+    again = ImageFacts.from_dict(json.loads(json.dumps(facts.to_dict())))
+    assert again == facts and again.program_caps() == ("NET_BIND_SERVICE", "NET_RAW")
+    assert again.entrypoint_facts.script_globs == ("/docker-entrypoint.d/**/*",)
+    assert pickle.loads(pickle.dumps(facts)) == facts
+    assert ImageFacts(reference="a", digest="sha256:" + "b" * 64, source="engine").program_caps() == ()
+
+    cache = FactsCache(tmp_path)
+    cache.put(facts)
+    path = tmp_path / f"sha256-{'a' * 64}.json"
+    assert json.loads(path.read_text())["version"] == CACHE_VERSION >= 2 and cache.get(facts.digest) == facts
+    old = facts.to_dict()  # a record of the format before: no new fields, version 1
+    for key in ("dir_scripts", "program", "file_caps"):
+        old.pop(key)
+    old["entrypoint_facts"].pop("script_globs")
+    path.write_text(json.dumps({"version": 1, "facts": old}))
+    assert cache.get(facts.digest) is None and not path.exists()  # ignored (and removed), not misread
+
+
+# ============================================================== registry: scripts, caps
+
+
+def test_registry_reads_directory_scripts_from_their_layers(tmp_path: Path, amd64: None) -> None:
+    config = {"Entrypoint": ["/docker-entrypoint.sh"], "Cmd": ["webd"], "Env": ["PATH=/usr/bin"], "Volumes": None,
+              "WorkingDir": ""}
+    with FakeRegistry(layers=[SCRIPTS_LAYER1, SCRIPTS_LAYER2], image_config=config) as reg:
+        found = lookup(reg.image, engine=False, cache=False, docker_config=tmp_path / "none.json")
+        facts = found.facts
+        assert facts is not None and facts.files_read, found.reason
+        assert facts.dir_scripts == ("/docker-entrypoint.d/10-run.sh", "/docker-entrypoint.d/15-late.sh",
+                                     "/docker-entrypoint.d/20-envsubst.sh", "/docker-entrypoint.d/40-linked.sh")
+        assert "/etc/app/conf.d" in facts.entrypoint_facts.writes and facts.drop_user == "app"
+        assert facts.file_caps == {"/usr/bin/webd": ("NET_BIND_SERVICE",)}
+        fetched = [path.rsplit("/", 1)[1] for path, _ in reg.seen if path.startswith("/cdn/")]
+        assert [fetched.count(d) for d in reg.layer_digests] == [2, 2]  # each read, then read again for its scripts
+
+        reg.seen.clear()
+        again = lookup(reg.image, engine=False, cache=False, docker_config=tmp_path / "none.json", layer_cap=0).facts
+        assert again is not None and not again.files_read and again.dir_scripts == () and again.file_caps == {}

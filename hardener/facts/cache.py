@@ -31,7 +31,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX
     fcntl = None  # type: ignore[assignment]
 
-VERSION = 1
+VERSION = 2  # 2: file capabilities, the program, scripts run from a directory
 DEFAULT_TTL = 24 * 3600.0
 DEFAULT_MAX_ENTRIES = 512
 _DIGEST = re.compile(r"^([a-z0-9]+):([a-f0-9]{32,128})$")

@@ -3,13 +3,16 @@
 `docker image inspect` gives the config and the digest (the image Id). The files are read
 from a container that is created and never started (`docker create --pull never`): each
 wanted path is copied out as a tar stream (`docker cp CONTAINER:PATH -`), of which only the
-first entry is read (its header for owners; its bytes for passwd, group, the script),
-then the copy is stopped. The container is always removed, with its anonymous volumes.
+first entry is read (its header for owners and, from its pax records, the extended
+attributes that hold file capabilities; its bytes for passwd, group, the script), then
+the copy is stopped. A directory whose scripts the entrypoint runs is copied as one tar,
+read up to a bound. The container is always removed, with its anonymous volumes.
 Every subprocess runs under the look-up's deadline; nothing here ever pulls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import posixpath
 import secrets
@@ -17,13 +20,15 @@ import subprocess
 import tarfile
 import threading
 from dataclasses import replace
-from typing import Any, Callable
+from typing import IO, Any, Callable, Iterator
 
+from . import caps
 from .deadline import Deadline
 from .gather import from_config, with_files
 from .model import ImageFacts, Owner
 
 _MAX_LINKS = 8
+_MAX_LISTED = 4096  # tar entries read from a directory's copy
 _NEVER_RUN = "/harden-facts-never-started"
 
 
@@ -68,45 +73,118 @@ class ContainerFiles:
     def __init__(self, container: str, deadline: Deadline) -> None:
         self.container = container
         self.deadline = deadline
+        self._absent: set[str] = set()  # paths `docker cp` found nothing at
 
-    def _first(self, path: str, limit: int | None) -> tuple[tarfile.TarInfo, bytes | None] | None:
-        """The first tar entry `docker cp` gives for `path` (and its bytes, when a regular
-        file of at most `limit` bytes is asked for); the copy is stopped after it."""
+    @contextlib.contextmanager
+    def _copy(self, path: str) -> Iterator[IO[bytes]]:
+        """The tar stream of `docker cp CONTAINER:PATH -`, killed at the deadline and when
+        the reader is done with it."""
         try:
             proc = subprocess.Popen(["docker", "cp", f"{self.container}:{path}", "-"], stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         except OSError as exc:
             raise EngineUnavailable(f"docker cp failed to start: {exc}") from None
-        timer = threading.Timer(self.deadline.left(), proc.kill)
-        timer.start()
+        timer = None
         try:
-            with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                member = tar.next()
-                if member is None:
-                    return None
-                data = None
-                if limit is not None and member.isreg() and member.size <= limit:
-                    stream = tar.extractfile(member)
-                    data = stream.read() if stream is not None else None
-                return member, data
-        except (tarfile.TarError, OSError):
-            return None  # no such path (empty stream), or killed at the deadline
+            timer = threading.Timer(self.deadline.left(), proc.kill)
+            timer.start()
+            assert proc.stdout is not None
+            yield proc.stdout
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
             if proc.stdout is not None:
                 proc.stdout.close()
 
-    def _follow(self, path: str, limit: int | None) -> tuple[tarfile.TarInfo, bytes | None] | None:
+    def _first(self, path: str, limit: int | None) -> tuple[tarfile.TarInfo, bytes | None] | None:
+        """The first tar entry `docker cp` gives for `path` (and its bytes, when a regular
+        file of at most `limit` bytes is asked for); the copy is stopped after it."""
+        if path in self._absent:
+            return None
+        with self._copy(path) as stream:
+            try:
+                with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8") as tar:
+                    member = tar.next()
+                    if member is None:
+                        self._absent.add(path)
+                        return None
+                    data = None
+                    if limit is not None and member.isreg() and member.size <= limit:
+                        extracted = tar.extractfile(member)
+                        data = extracted.read() if extracted is not None else None
+                    return member, data
+            except (tarfile.TarError, OSError):
+                self._absent.add(path)
+                return None  # no such path (empty stream), or killed at the deadline
+
+    def _resolve(self, path: str, limit: int | None) -> tuple[str, tarfile.TarInfo, bytes | None] | None:
+        """(path with its last symlinks followed, its first entry, its bytes)."""
         for _ in range(_MAX_LINKS):
             found = self._first(path, limit)
-            if found is None or not found[0].issym():
-                return found
+            if found is None:
+                return None
+            if not found[0].issym():
+                return path, found[0], found[1]
             target = found[0].linkname
             path = posixpath.normpath(target if target.startswith("/") else posixpath.join(posixpath.dirname(path), target))
         return None
+
+    def _follow(self, path: str, limit: int | None) -> tuple[tarfile.TarInfo, bytes | None] | None:
+        found = self._resolve(path, limit)
+        return (found[1], found[2]) if found else None
+
+    def xattrs(self, path: str) -> dict[str, bytes] | None:
+        """Extended attributes of the regular file at `path` (symlinks followed), from the
+        pax records of its copy; None when there is no regular file there."""
+        found = self._follow(path, None)
+        return caps.xattrs(found[0].pax_headers) if found and found[0].isreg() else None
+
+    def files_below(self, directory: str, match: Callable[[str], bool], limit: int, count: int
+                    ) -> tuple[list[tuple[str, bytes | None]], bool] | None:
+        """(files, more): the regular files below `directory` whose relative path
+        `match`es, by path, at most `count`, with their bytes (None over `limit`); read
+        from one copy of the directory (at most _MAX_LISTED entries), symlinked files
+        followed afterwards. None when `directory` is not a directory."""
+        found = self._resolve(posixpath.normpath(directory), None)
+        if found is None or not found[1].isdir():
+            return None
+        real = found[0]
+        chosen: list[tuple[str, tarfile.TarInfo, bytes | None]] = []
+        with self._copy(real) as stream:
+            try:
+                with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8") as tar:
+                    for seen, member in enumerate(tar):
+                        if seen >= _MAX_LISTED:
+                            break
+                        relative = member.name.partition("/")[2].strip("/")
+                        if not relative or not (member.isreg() or member.issym()) or not match(relative):
+                            continue
+                        data = None
+                        if member.isreg() and member.size <= limit:
+                            extracted = tar.extractfile(member)
+                            data = extracted.read() if extracted is not None else None
+                        chosen.append((relative, member, data))
+                        if len(chosen) > count + 1:  # keep the first by name only
+                            chosen.sort(key=lambda c: c[0])
+                            chosen.pop()
+            except (tarfile.TarError, OSError):
+                pass  # killed at the deadline: what was read so far
+        chosen.sort(key=lambda c: c[0])
+        files: list[tuple[str, bytes | None]] = []
+        for relative, member, data in chosen:
+            path = posixpath.join(posixpath.normpath(directory), relative)
+            if member.issym():
+                target = member.linkname
+                target = target if target.startswith("/") else posixpath.join(real, posixpath.dirname(relative), target)
+                linked = self._follow(posixpath.normpath(target), limit)
+                if linked is None or not linked[0].isreg():
+                    continue
+                data = linked[1]
+            files.append((path, data))
+        return files[:count], len(files) > count
 
     def read(self, path: str, limit: int) -> bytes | None:
         found = self._follow(path, limit)

@@ -13,6 +13,14 @@ cmd)` says which file (or `sh -c` text) is the script. The result, `EntrypointFa
   `cp`/`mv`/`ln`/`install` targets, `chmod`, account edits): what needs a writable mount.
   When only the start of a path is known (`"$dir/$name"`), the deepest known directory.
 * `unresolved`: such paths, as written, of which nothing useful is known.
+* `script_globs`: the scripts it runs from a directory, as globs over a literal directory
+  of the image: `for f in /docker-entrypoint.d/*.sh; do ... "$f"` gives
+  `/docker-entrypoint.d/*.sh` (its direct entries), `find /docker-entrypoint.d/ -type f |
+  sort -V | while read -r f; do ... "$f"` (or `find DIR -exec {} +`) gives
+  `/docker-entrypoint.d/**/*` (any depth; `-name PAT` in place of the last `*`). A loop
+  counts only when its body runs the file (`"$f"`, `. "$f"`, `sh "$f"`, ...), so a loop
+  over templates or config files does not. `gather` reads those scripts and merges what
+  they do.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from typing import Mapping, Sequence
 
 from .commands import READERS
 from .model import Drop, EntrypointFacts
-from .shell import UNKNOWN, Command, commands, expand
+from .shell import UNKNOWN, Command, commands, expand, unquote
 
 _KEYWORDS = frozenset({"if", "then", "else", "elif", "fi", "do", "done", "while", "until", "!", "{", "}",
                        "time", "exec", "command", "nohup", "builtin", "eval"})
@@ -39,6 +47,8 @@ _GLOB = re.compile(r"[*?\[{]")
 _CHECKS_ROOT = re.compile(r"\bid\s+-u\s*[)`]|\$\{?EUID\b|\$\{?UID\b|\bwhoami\b")
 _S6 = re.compile(r"with-contenv|/etc/s6-overlay|/package/admin/s6|\bs6-(?:setuidgid|svscan|envuidgid|overlay)\b")
 _PUID = re.compile(r"\$\{?P[UG]ID\b")
+_RUNNERS = frozenset({".", "source"}) | _SHELLS
+_FIND_FIRST = frozenset({"-H", "-L", "-P"})
 
 
 @dataclass
@@ -52,6 +62,7 @@ class _Analyser:
     chowns: list[str] = field(default_factory=list)
     writes: list[str] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
+    script_globs: list[str] = field(default_factory=list)
     puid_pgid: bool = False
     s6: bool = False
 
@@ -132,6 +143,150 @@ def _first_glob(value: str) -> int:
     return match.start() if match else -1
 
 
+def dir_glob(value: str) -> str | None:
+    """`/dir/*.sh` when `value` (expanded) is a glob over the entries of a literal,
+    absolute directory other than `/`; None otherwise."""
+    if not value.startswith("/") or UNKNOWN in value:
+        return None
+    directory, _, pattern = value.rpartition("/")
+    if not pattern or _first_glob(pattern) < 0 or _first_glob(directory) >= 0:
+        return None
+    directory = posixpath.normpath(directory or "/")
+    return None if directory == "/" else f"{directory}/{pattern}"
+
+
+def find_globs(args: Sequence[str]) -> list[str]:
+    """Globs of the regular files `find ARGS` lists: `/dir/**/PAT` (`-name PAT`, else
+    `*`), `/dir/PAT` with `-maxdepth 1`; none for other types or unknown start paths."""
+    args = list(args)
+    while args and (args[0] in _FIND_FIRST or args[0].startswith(("-O", "-D"))):
+        if args[0] == "-D" and len(args) > 1:
+            args.pop(0)  # -D takes its debug options as the next word
+        args.pop(0)
+    starts = []
+    while args and not args[0].startswith("-") and args[0] not in ("(", "!", ")", ","):
+        starts.append(args.pop(0))
+    pattern, recursive = "*", True
+    for option, value in zip(args, args[1:]):
+        if option in ("-name", "-iname"):
+            pattern = value if value and UNKNOWN not in value and "/" not in value else "*"
+        elif option == "-maxdepth" and value in ("0", "1"):
+            recursive = False
+        elif option in ("-type", "-xtype") and "f" not in value.split(","):
+            return []
+    globs = []
+    for start in starts:
+        if not start.startswith("/") or UNKNOWN in start or _first_glob(start) >= 0:
+            continue
+        directory = posixpath.normpath(start)
+        if directory != "/":
+            globs.append(f"{directory}/**/{pattern}" if recursive else f"{directory}/{pattern}")
+    return globs
+
+
+def _runs_word(word: str, var: str) -> bool:
+    """`word` (as written) is the loop variable alone: `$f`, `"$f"`, `${f}`."""
+    return word.replace('"', "") in (f"${var}", f"${{{var}}}")
+
+
+def _runs(words: Sequence[str], var: str) -> bool:
+    """The command (keywords stripped) runs or sources the file named by `$var`."""
+    if not words:
+        return False
+    if _runs_word(words[0], var):
+        return True
+    if words[0] in _RUNNERS or posixpath.basename(unquote(words[0])) in _SHELLS:
+        operands = [w for w in words[1:] if not w.startswith("-")]
+        return bool(operands) and _runs_word(operands[0], var)
+    return False
+
+
+@dataclass
+class _Loop:
+    var: str | None = None
+    globs: tuple[str, ...] = ()
+    runs: bool = False
+
+
+class _Loops:
+    """Follows `for` / `while` / `until` ... `done` through the commands of a script to
+    see the loops that run each file of a directory (`script_globs`)."""
+
+    def __init__(self, analyser: _Analyser) -> None:
+        self.analyser = analyser
+        self.stack: list[_Loop] = []
+        self.pipeline: list[list[str]] = []
+
+    def see(self, command: Command) -> None:
+        words = command.words
+        i = 0
+        opened = 0
+        header: _Loop | None = None
+        while i < len(words):
+            word = words[i]
+            if word == "done":
+                self.close()
+            elif word in ("while", "until"):
+                opened += 1
+            elif word in ("for", "select"):
+                header = self.for_header(words[i + 1:])
+                opened += 1
+                break
+            elif word not in _KEYWORDS:
+                break
+            i += 1
+        rest = [] if header is not None else words[i:]
+        self.pipeline = [*self.pipeline, rest] if command.piped else [rest]
+        if opened:
+            reader = list(rest)
+            while reader and _ASSIGNMENT.match(reader[0]):  # `while IFS= read -r f`
+                reader.pop(0)
+            if header is None and opened == 1 and reader[:1] == ["read"] and len(reader) > 1 and command.piped:
+                header = self.read_header(reader)
+            self.stack.extend(_Loop() for _ in range(opened - 1))
+            self.stack.append(header or _Loop())
+        elif rest:
+            for loop in reversed(self.stack):
+                if loop.var and _runs(rest, loop.var):
+                    loop.runs = True
+                    break
+            if posixpath.basename(unquote(rest[0])) == "find":
+                self.find_exec(rest[1:])
+
+    def close(self) -> None:
+        if self.stack:
+            loop = self.stack.pop()
+            if loop.runs:
+                self.analyser.script_globs.extend(loop.globs)
+
+    def for_header(self, words: list[str]) -> _Loop:
+        """`for VAR in WORD...`: a loop over the files of the directory globs among the words."""
+        if len(words) < 2 or words[1] != "in" or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", words[0]):
+            return _Loop()
+        self.analyser.scope[words[0]] = None  # each file in turn: not a value known here
+        globs = [dir_glob(self.analyser.value(w)) for w in words[2:]]
+        return _Loop(words[0], tuple(g for g in globs if g))
+
+    def read_header(self, rest: list[str]) -> _Loop:
+        """`find DIR ... | [filters |] while read [-r] VAR`: a loop over what find lists."""
+        var = rest[-1]
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+            return _Loop()
+        self.analyser.scope[var] = None
+        first = self.pipeline[0] if self.pipeline else []
+        if not first or posixpath.basename(unquote(first[0])) != "find":
+            return _Loop(var)
+        return _Loop(var, tuple(find_globs([self.analyser.value(w) for w in first[1:]])))
+
+    def find_exec(self, raw: list[str]) -> None:
+        """`find DIR ... -exec {} +` (or `-exec sh {} +`): each file found is run."""
+        for option, first, second in zip(raw, raw[1:], [*raw[2:], ""]):
+            if option in ("-exec", "-execdir", "-ok") and (unquote(first) == "{}" or (
+                    posixpath.basename(unquote(first)) in _SHELLS and unquote(second) == "{}")):
+                self.analyser.script_globs.extend(find_globs([self.analyser.value(w) for w in raw]))
+                return
+
+
 def _facts(analyser: _Analyser, text: str = "") -> EntrypointFacts:
     return EntrypointFacts(
         drops=tuple(dict.fromkeys(analyser.drops)),
@@ -141,13 +296,16 @@ def _facts(analyser: _Analyser, text: str = "") -> EntrypointFacts:
         chowns=tuple(dict.fromkeys(analyser.chowns)),
         writes=tuple(dict.fromkeys(analyser.writes)),
         unresolved=tuple(dict.fromkeys(analyser.unresolved)),
+        script_globs=tuple(dict.fromkeys(analyser.script_globs)),
     )
 
 
 def analyse_script(text: str, env: Mapping[str, str] | None = None, workdir: str | None = None) -> EntrypointFacts:
     """Facts of a shell script; `env` is the image's ENV, `workdir` its WORKDIR."""
     analyser = _Analyser(scope=dict(env or {}), cwd=workdir or None)
+    loops = _Loops(analyser)
     for command in commands(text):
+        loops.see(command)
         if command.words and command.words[0] == "cd" and len(command.words) == 2:
             target = analyser.value(command.words[1])
             if UNKNOWN in target:
@@ -193,6 +351,17 @@ def analyse_argv(entrypoint: Sequence[str] | None, cmd: Sequence[str] | None,
     if target and target[0] == "inline":
         facts = facts.merged(analyse_script(target[1], env, workdir))
     return facts
+
+
+def program_names(entrypoint: Sequence[str] | None, cmd: Sequence[str] | None) -> tuple[str, ...]:
+    """The programs as written: first the one the container runs (the exec-form
+    entrypoint[0], else cmd[0]), then cmd[0] when an entrypoint runs before it (what an
+    `exec "$@"` starts) and the command after init wrappers (`tini -- server`)."""
+    names = [(entrypoint or cmd or ("",))[0]]
+    if entrypoint and cmd:
+        names.append(cmd[0])
+    names.append((_argv_of(entrypoint, cmd) or [""])[0])
+    return tuple(n for n in dict.fromkeys(names) if n and not n.startswith("-"))
 
 
 def script_target(entrypoint: Sequence[str] | None, cmd: Sequence[str] | None) -> tuple[str, str] | None:

@@ -40,6 +40,7 @@ class EntrypointFacts:
     chowns: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
     unresolved: tuple[str, ...] = ()
+    script_globs: tuple[str, ...] = ()  # scripts it runs from a directory: `/docker-entrypoint.d/*.sh`
 
     @property
     def drops_privileges(self) -> bool:
@@ -62,6 +63,7 @@ class EntrypointFacts:
             chowns=union(self.chowns, other.chowns),
             writes=union(self.writes, other.writes),
             unresolved=union(self.unresolved, other.unresolved),
+            script_globs=union(self.script_globs, other.script_globs),
         )
 
 
@@ -81,7 +83,12 @@ class ImageFacts:
     (uid, gid, mode) for each volume, the workdir and the homes of the configured and the
     drop user, `s6_installed` (/etc/s6-overlay exists). `script` is the entrypoint script
     read (a path, `sh -c` for inline text, None), `entrypoint_facts` what it and the
-    exec-form command line do. `notes` say what could not be read and why.
+    exec-form command line do, with what the scripts it runs from a directory do
+    (`dir_scripts`: those read, from `entrypoint_facts.script_globs`). `program` is the
+    file the container runs (the exec-form entrypoint[0], else cmd[0], through the
+    image's PATH), `file_caps` path -> permitted capability names (`NET_BIND_SERVICE`)
+    of the files among `program`, cmd[0] and the command after init wrappers that carry
+    file capabilities (`setcap`). `notes` say what could not be read and why.
     """
 
     reference: str
@@ -106,6 +113,9 @@ class ImageFacts:
     entrypoint_facts: EntrypointFacts = field(default_factory=EntrypointFacts)
     notes: tuple[str, ...] = ()
     from_cache: bool = field(default=False, compare=False)
+    dir_scripts: tuple[str, ...] = ()
+    program: str = ""
+    file_caps: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __hash__(self) -> int:
         return hash((self.reference, self.digest, self.source))
@@ -172,6 +182,15 @@ class ImageFacts:
         paths = dict.fromkeys([*self.entrypoint_facts.writes, *self.entrypoint_facts.chowns])
         return tuple(p for p in paths if p.startswith("/") and not inside(p))
 
+    # --- capabilities ----------------------------------------------------------------------
+
+    def program_caps(self) -> tuple[str, ...]:
+        """Permitted file capabilities of the program the container runs (`program`):
+        what exec gives it when the bounding set keeps them. The kernel refuses to exec
+        a file whose capabilities are marked effective (`+ep`) when the bounding set
+        lacks one of them: under `cap_drop: [ALL]` they belong in `cap_add`."""
+        return self.file_caps.get(self.program, ()) if self.program else ()
+
     # --- conventions ---------------------------------------------------------------------
 
     @property
@@ -208,7 +227,7 @@ class ImageFacts:
             if f.name in ("from_cache", "entrypoint_facts") or f.name not in data:
                 continue
             value = data[f.name]
-            if f.name in ("entrypoint", "cmd", "volumes", "exposed_ports", "notes"):
+            if f.name in ("entrypoint", "cmd", "volumes", "exposed_ports", "notes", "dir_scripts"):
                 value = tuple(str(v) for v in value)
             elif f.name in ("env", "labels"):
                 value = {str(k): str(v) for k, v in value.items()}
@@ -218,6 +237,8 @@ class ImageFacts:
                 value = {str(k): int(v) for k, v in value.items()}
             elif f.name == "owners":
                 value = {str(k): (int(v[0]), int(v[1]), int(v[2])) for k, v in value.items()}
+            elif f.name == "file_caps":
+                value = {str(k): tuple(str(c) for c in v) for k, v in value.items()}
             out[f.name] = value
         facts = cls(entrypoint_facts=entry, **out)
         if not (isinstance(facts.digest, str) and facts.digest.startswith("sha256:")):

@@ -7,8 +7,10 @@ travel only over https or to this machine, never along a redirect (blob download
 redirected to other hosts). A manifest list / OCI index gives the image of this machine's
 platform, else linux/amd64. The config blob gives the facts; when the compressed layers
 together stay under `layer_cap`, they are streamed (each checked against its size and
-digest, within the look-up's deadline) to read passwd, group, the entrypoint script and
-owners (`layers.LayerTree`). Documents and blobs are checked against their digests.
+digest, within the look-up's deadline) to read passwd, group, the entrypoint script,
+owners and file capabilities (`layers.LayerTree`); the scripts the entrypoint runs from a
+directory are known only once the tree is, so they are read afterwards from just the
+layers that hold them. Documents and blobs are checked against their digests.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from .deadline import Deadline
 from .endpoint import Endpoint, endpoint
 from .gather import PASSWD_LIMIT, SCRIPT_LIMIT, candidates, from_config, with_files
 from .entrypoint import script_target
-from .layers import LayerTree
+from .layers import LayerTree, member_path
 from .model import ImageFacts
 
 DEFAULT_LAYER_CAP = 64 << 20
@@ -204,16 +206,20 @@ class Client:
             raise RegistryError(f"blob {digest[:19]} is too large or does not match its digest")
         return raw
 
-    def layer(self, digest: str, media: str, size: int, tree: LayerTree) -> None:
-        """Stream one layer into `tree`, checked against its digest."""
+    def layer(self, digest: str, media: str, size: int, tree: LayerTree | Callable[[tarfile.TarFile], None]) -> None:
+        """Stream one layer into `tree` (or to a function reading its members), checked
+        against its digest."""
         if "gzip" not in media and not media.endswith("tar"):
             raise RegistryError(f"layer type {media} not readable here")
         with self._open(f"{self.where.base}/blobs/{digest}") as answer:
             raw = _Verified(answer, digest, size, self.deadline)
             data: Any = gzip.GzipFile(fileobj=raw, mode="rb") if "gzip" in media else io.BufferedReader(raw, 1 << 16)
             try:
-                with tarfile.open(fileobj=data, mode="r:") as tar:
-                    tree.add_layer(tar)
+                with tarfile.open(fileobj=data, mode="r:", encoding="utf-8") as tar:
+                    if isinstance(tree, LayerTree):
+                        tree.add_layer(tar)
+                    else:
+                        tree(tar)
             except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as exc:
                 raise RegistryError(f"layer {digest[:19]} unreadable: {exc or type(exc).__name__}") from None
             raw.check()
@@ -255,10 +261,33 @@ def read_registry(image: str, written: str, deadline: Deadline, *, layer_cap: in
     total = sum(layer["size"] for layer in layers)
     if total > layer_cap:
         return replace(facts, notes=(f"files not read: layers {total / 2**20:.0f} MB over the {layer_cap / 2**20:.0f} MB cap",))
-    tree = LayerTree(_keep(facts))
+    failures: list[str] = []
+
+    def reread(index: int, paths: set[str]) -> dict[str, bytes]:
+        """The bytes of `paths` (regular files) in layer `index`, read again."""
+        found: dict[str, bytes] = {}
+
+        def collect(tar: tarfile.TarFile) -> None:
+            for member in tar:
+                path = member_path(member.name)
+                if path in paths and member.isreg():
+                    stream = tar.extractfile(member)
+                    if stream is not None:
+                        found[path] = stream.read()
+
+        layer = layers[index]
+        try:
+            client.layer(layer["digest"], str(layer.get("mediaType") or ""), layer["size"], collect)
+        except (RegistryError, TimeoutError) as exc:
+            failures.append(f"layer {layer['digest'][:19]} not read again: {exc}")
+            return {}
+        return found
+
+    tree = LayerTree(_keep(facts), reread)
     try:
         for layer in layers:
             client.layer(layer["digest"], str(layer.get("mediaType") or ""), layer["size"], tree)
     except (RegistryError, TimeoutError) as exc:
         return replace(facts, notes=(f"files not read: {exc}",))
-    return with_files(facts, tree)
+    done = with_files(facts, tree)
+    return replace(done, notes=(*done.notes, *failures)) if failures else done

@@ -1,7 +1,7 @@
 """Just enough POSIX shell to read an entrypoint script without running it.
 
 `commands(text)` splits a script into simple commands (words as written, their
-redirections, the line each starts on): quotes, backslash escapes, line continuations,
+redirections, the line each starts on, whether a pipe feeds it): quotes, backslash escapes, line continuations,
 comments, `$(...)` / backticks / `${...}` inside words, and here-document bodies (skipped)
 are handled; control flow is not interpreted, so every branch is seen. `expand(word,
 scope)` removes quotes and substitutes the variables it can know.
@@ -24,6 +24,7 @@ class Command:
     words: list[str] = field(default_factory=list)  # as written, quotes kept
     redirects: list[tuple[str, str]] = field(default_factory=list)  # (operator, target as written)
     line: int = 0
+    piped: bool = False  # its input is the output of the command before it (`a | b`: b)
 
 
 def _skip_balanced(text: str, i: int, open_: str, close: str) -> int:
@@ -104,11 +105,13 @@ def commands(text: str) -> Iterator[Command]:
     heredocs: list[tuple[str, bool]] = []
     pending_redirect: str | None = None
 
-    def finish() -> Iterator[Command]:
+    def finish(piped: bool = False) -> Iterator[Command]:
         nonlocal current
         if current.words or current.redirects:
             yield current
-        current = Command(line=line)
+            current = Command(line=line, piped=piped)
+        else:  # `a |` then a newline: the pipe goes on
+            current = Command(line=line, piped=current.piped or piped)
 
     while i < n:
         c = text[i]
@@ -143,7 +146,7 @@ def commands(text: str) -> Iterator[Command]:
         separator = next((op for op in _SEPARATORS if text.startswith(op, i)), None)
         if separator:
             i += len(separator)
-            yield from finish()
+            yield from finish(separator in ("|", "|&"))
             continue
         end = _skip_balanced(text, i + 1, "(", ")") if text.startswith(("<(", ">("), i) else _word_end(text, i)
         if end <= i:  # a character no rule takes: step over it

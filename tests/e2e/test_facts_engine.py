@@ -1,10 +1,14 @@
 """hardener.facts against a real Docker engine and a local registry (Debian's docker-registry).
 
-Three small images are built here (busybox-static and gosu from Debian, a root filesystem
+Five small images are built here (busybox-static and gosu from Debian, a root filesystem
 written with tarfile, `docker import`): one with `USER app` and a home it owns, one that
 starts as root and drops to `svc` with the real gosu from its entrypoint script, one that
-declares a VOLUME owned by uid 999. Their facts are read from the engine without running
-them, then checked against what a run of each image shows. One is pushed to a registry on
+declares a VOLUME owned by uid 999, one whose nginx-like entrypoint runs the scripts of
+/docker-entrypoint.d (which write /etc/app/conf.d and /run/app), one whose program carries
+the file capability cap_net_bind_service=+ep (set with `setcap` from Debian's libcap2-bin,
+carried into the tar as the pax record GNU tar --xattrs writes, as tests/e2e/zoo/build.py
+does for zoo/capweb:1). Their facts are read from the engine without running them, then
+checked against what a run of each image shows. They are pushed to a registry on
 127.0.0.1 and read from there with the engine's copy of that reference removed.
 
 No engine reachable -> skip with the reason (a failure under HARDEN_REQUIRE_ENGINE=1, as
@@ -29,6 +33,7 @@ import pytest
 
 import images  # tests/e2e/images.py (on sys.path through tests/e2e/conftest.py)
 from hardener.facts import lookup
+from hardener.values import cap_names
 
 pytestmark = pytest.mark.engine
 
@@ -37,6 +42,9 @@ VERSION = "1"
 USER_IMAGE = "harden-facts/user:1"
 GOSU_IMAGE = "harden-facts/gosu:1"
 VOLUME_IMAGE = "harden-facts/volume:1"
+SCRIPTS_IMAGE = "harden-facts/scripts:1"
+CAPS_IMAGE = "harden-facts/caps:1"
+IMAGES = (USER_IMAGE, GOSU_IMAGE, VOLUME_IMAGE, SCRIPTS_IMAGE, CAPS_IMAGE)
 
 ENTRYPOINT = """#!/bin/sh
 set -e
@@ -46,6 +54,43 @@ if [ "$(id -u)" = '0' ]; then
 	exec gosu "$SVC_USER" "$0" "$@"
 fi
 exec "$@"
+"""
+
+
+# nginx's /docker-entrypoint.sh, shortened: every file of /docker-entrypoint.d, by version
+# order; `.envsh` sourced, `.sh` run, anything else ignored.
+SCRIPTS_ENTRYPOINT = """#!/bin/sh
+set -e
+if find /docker-entrypoint.d/ -mindepth 1 -maxdepth 1 -type f -print -quit 2>/dev/null | read v; then
+    find "/docker-entrypoint.d/" -follow -type f -print | sort -V | while read -r f; do
+        case "$f" in
+            *.envsh) . "$f" ;;
+            *.sh)
+                if [ -x "$f" ]; then
+                    "$f"
+                fi
+                ;;
+            *) echo "$0: ignoring $f" ;;
+        esac
+    done
+fi
+exec "$@"
+"""
+
+READY_SCRIPT = """#!/bin/sh
+mkdir -p /run/app
+touch /run/app/ready
+"""
+
+ENVSUBST_SCRIPT = """#!/bin/sh
+set -e
+template_dir=/etc/app/templates
+output_dir=/etc/app/conf.d
+for template in "$template_dir"/*.template; do
+    [ -f "$template" ] || continue
+    name=$(basename "$template" .template)
+    sed "s|@PORT@|${LISTEN_PORT:-8080}|g" "$template" > "$output_dir/$name"
+done
 """
 
 
@@ -69,9 +114,9 @@ def _deb_binary(package: str, path: str, dest: str) -> str:
 class _Root:
     """A root filesystem written straight into a tar (owners set without being root)."""
 
-    def __init__(self, busybox: str) -> None:
+    def __init__(self, busybox: str, tar_format: int = tarfile.GNU_FORMAT) -> None:
         self.buffer = io.BytesIO()
-        self.tar = tarfile.open(fileobj=self.buffer, mode="w", format=tarfile.GNU_FORMAT)
+        self.tar = tarfile.open(fileobj=self.buffer, mode="w", format=tar_format, encoding="utf-8")
         for name, mode in (("bin", 0o755), ("etc", 0o755), ("tmp", 0o1777), ("root", 0o700), ("run", 0o755),
                            ("usr", 0o755), ("usr/local", 0o755), ("usr/local/bin", 0o755), ("var", 0o755),
                            ("var/lib", 0o755), ("home", 0o755), ("proc", 0o755), ("sys", 0o755), ("dev", 0o755)):
@@ -90,10 +135,15 @@ class _Root:
         info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, gid
         self._add(info)
 
-    def file(self, name: str, data: bytes | str, mode: int = 0o644) -> None:
+    def file(self, name: str, data: bytes | str, mode: int = 0o644, xattrs: dict[str, bytes] | None = None) -> None:
+        """A regular file; `xattrs` go in as GNU tar --xattrs writes them (pax records
+        SCHILY.xattr.NAME, raw bytes), which needs a PAX_FORMAT tar."""
         payload = data.encode() if isinstance(data, str) else data
         info = tarfile.TarInfo(name)
         info.mode, info.size = mode, len(payload)
+        if xattrs:
+            assert self.tar.format == tarfile.PAX_FORMAT, "extended attributes need a pax tar"
+            info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape") for k, v in xattrs.items()}
         self._add(info, payload)
 
     def link(self, name: str, target: str) -> None:
@@ -141,6 +191,33 @@ def _build(tmp: str) -> None:
         root.accounts(("zoo", 999, "/var/lib/zoo"))
         root.dir("var/lib/zoo", 0o700, 999, 999)
         root.import_as(VOLUME_IMAGE, ["ENV PATH=/bin", "USER 999", "VOLUME /var/lib/zoo", 'CMD ["sleep", "3600"]'])
+    if not _current(SCRIPTS_IMAGE):
+        root = _Root(busybox)
+        root.accounts()
+        for name in ("docker-entrypoint.d", "etc/app", "etc/app/templates", "etc/app/conf.d", "usr/local/lib",
+                     "usr/local/lib/app"):
+            root.dir(name, 0o755)
+        root.file("docker-entrypoint.sh", SCRIPTS_ENTRYPOINT, 0o755)
+        root.file("usr/local/lib/app/ready.sh", READY_SCRIPT, 0o755)
+        root.link("docker-entrypoint.d/10-ready.sh", "/usr/local/lib/app/ready.sh")
+        root.file("docker-entrypoint.d/15-port.envsh", 'export LISTEN_PORT="${LISTEN_PORT:-8080}"\n', 0o755)
+        root.file("docker-entrypoint.d/20-envsubst.sh", ENVSUBST_SCRIPT, 0o755)
+        root.file("docker-entrypoint.d/README", "mkdir -p /not/a/script\n")
+        root.file("etc/app/templates/default.conf.template", "listen @PORT@;\n")
+        root.import_as(SCRIPTS_IMAGE, ["ENV PATH=/bin", 'ENTRYPOINT ["/docker-entrypoint.sh"]',
+                                       'CMD ["cat", "/etc/app/conf.d/default.conf"]'])
+    if not _current(CAPS_IMAGE):
+        setcap = shutil.which("setcap") or _deb_binary("libcap2-bin", "/sbin/setcap", tmp)
+        capped = os.path.join(tmp, "busyboxcap")
+        shutil.copyfile(busybox, capped)
+        subprocess.run([setcap, "cap_net_bind_service=+ep", capped], check=True, timeout=30)
+        blob = os.getxattr(capped, "security.capability")
+        root = _Root(busybox, tarfile.PAX_FORMAT)
+        root.accounts(("web", 1000, "/tmp"))
+        root.dir("usr/local/sbin", 0o755)
+        root.file("usr/local/sbin/busyboxcap", Path(capped).read_bytes(), 0o755, {"security.capability": blob})
+        root.import_as(CAPS_IMAGE, ["ENV PATH=/usr/local/sbin:/bin", "USER web", 'ENTRYPOINT ["busyboxcap"]',
+                                    'CMD ["cat", "/proc/self/status"]'])
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +225,7 @@ def built() -> None:
     ok, reason = images.engine_available()
     if not ok:
         _require(f"no Docker engine reachable: {reason}")
-    if all(_current(name) for name in (USER_IMAGE, GOSU_IMAGE, VOLUME_IMAGE)):
+    if all(_current(name) for name in IMAGES):
         return
     try:
         with tempfile.TemporaryDirectory(prefix="harden-facts-") as tmp:
@@ -222,6 +299,62 @@ def test_volume_owned_by_999(built: None, tmp_path: Path) -> None:
     assert facts.volumes == ("/var/lib/zoo",) and facts.volume_owners() == {"/var/lib/zoo": (999, 999, 0o700)}
     assert facts.user == "999" and facts.numeric_user() == "999:999" == _ran_as(VOLUME_IMAGE)
     _no_leftovers()
+
+
+def _tmpfs_for(paths: tuple[str, ...]) -> list[str]:
+    """`--tmpfs` arguments for `paths`, those below another left out."""
+    tops = [p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
+    return [arg for p in sorted(tops) for arg in ("--tmpfs", p)]
+
+
+def test_scripts_run_from_a_directory(built: None, tmp_path: Path) -> None:
+    facts = lookup(SCRIPTS_IMAGE, registry=False, cache_dir=tmp_path).facts
+    assert facts is not None and facts.script == "/docker-entrypoint.sh"
+    entry = facts.entrypoint_facts
+    assert entry.script_globs == ("/docker-entrypoint.d/**/*",)  # find | sort -V | while read -r f
+    # the symlinked script followed; the README is no script; the envsubst loop over templates runs none
+    assert facts.dir_scripts == ("/docker-entrypoint.d/10-ready.sh", "/docker-entrypoint.d/15-port.envsh",
+                                 "/docker-entrypoint.d/20-envsubst.sh")
+    assert set(entry.writes) == {"/run/app", "/run/app/ready", "/etc/app/conf.d"}, entry.writes
+    outside = facts.writes_outside_volumes()
+    assert set(outside) == {"/run/app", "/run/app/ready", "/etc/app/conf.d"}
+    _no_leftovers()
+
+    # a run: read-only root, a tmpfs where the facts say it writes: it starts and writes there
+    ran = _docker("run", "--rm", "--network", "none", "--read-only", *_tmpfs_for(outside), SCRIPTS_IMAGE, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == ["/docker-entrypoint.sh: ignoring /docker-entrypoint.d/README", "listen 8080;"]
+    without = _docker("run", "--rm", "--network", "none", "--read-only",
+                      *_tmpfs_for(tuple(p for p in outside if p != "/etc/app/conf.d")), SCRIPTS_IMAGE, timeout=60)
+    assert without.returncode != 0 and "Read-only file system" in without.stderr
+
+
+def _status_caps(*run: str) -> subprocess.CompletedProcess:
+    return _docker("run", "--rm", "--network", "none", *run, CAPS_IMAGE, timeout=60)
+
+
+def test_program_file_capabilities(built: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    facts = lookup(CAPS_IMAGE, registry=False, cache_dir=tmp_path).facts
+    assert facts is not None and facts.files_read
+    assert facts.program == "/usr/local/sbin/busyboxcap"  # ENTRYPOINT ["busyboxcap"] through PATH
+    assert facts.file_caps == {"/usr/local/sbin/busyboxcap": ("NET_BIND_SERVICE",)}  # cat (cmd[0]) has none
+    assert facts.program_caps() == ("NET_BIND_SERVICE",)
+    _no_leftovers()
+
+    # a run as uid 1000: the capability comes from the file (docker import kept the xattr)
+    ran = _status_caps()
+    assert ran.returncode == 0, ran.stderr
+    status = dict(line.split(":\t", 1) for line in ran.stdout.splitlines() if ":\t" in line)
+    assert status["Uid"].split()[0] == "1000"
+    assert cap_names(int(status["CapPrm"], 16)) == "NET_BIND_SERVICE" == cap_names(int(status["CapEff"], 16))
+    # without it in the bounding set the kernel refuses to start the +ep program
+    refused = _status_caps("--cap-drop", "ALL")
+    assert refused.returncode != 0 and "operation not permitted" in refused.stderr.lower()
+    assert _status_caps("--cap-drop", "ALL", "--cap-add", *facts.program_caps()).returncode == 0
+
+    _forbid_io(monkeypatch)
+    again = lookup(CAPS_IMAGE, cache_dir=tmp_path).facts
+    assert again == facts and again is not None and again.from_cache and again.program_caps() == ("NET_BIND_SERVICE",)
 
 
 def test_engine_never_pulls(built: None, tmp_path: Path) -> None:
@@ -307,3 +440,25 @@ def test_registry_path_and_cache(local_registry: str, tmp_path: Path, monkeypatc
     _forbid_io(monkeypatch)
     again = lookup(remote, cache_dir=tmp_path).facts
     assert again == facts and again is not None and again.from_cache
+
+
+def test_registry_scripts_and_caps(local_registry: str, tmp_path: Path) -> None:
+    """The registry path reads the same: the directory's scripts (read again from their
+    layer once the entrypoint names them) and the program's file capabilities."""
+    for image, fields in ((SCRIPTS_IMAGE, ("script", "dir_scripts", "entrypoint_facts")),
+                          (CAPS_IMAGE, ("program", "file_caps"))):
+        remote = f"{local_registry}/zoo/{image.split('/')[1].replace(':', '-')}:1"
+        assert _docker("tag", image, remote, timeout=30).returncode == 0
+        pushed = _docker("push", remote, timeout=300)
+        removed = _docker("rmi", remote, timeout=60)
+        assert pushed.returncode == 0, pushed.stderr
+        assert removed.returncode == 0, removed.stderr
+        found = lookup(remote, cache=False, docker_config=tmp_path / "none.json")
+        facts = found.facts
+        assert facts is not None and facts.source == "registry" and facts.files_read, found.reason
+        engine_facts = lookup(image, registry=False, cache=False).facts
+        assert engine_facts is not None
+        for field in fields:
+            assert getattr(facts, field) == getattr(engine_facts, field), field
+        assert not facts.notes, facts.notes
+    assert facts.program_caps() == ("NET_BIND_SERVICE",)
