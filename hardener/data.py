@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model import Change, HardenError, RefusedError, Op
+from .model import Change, RefusedError, Op
 
 
 @dataclass(eq=False)

@@ -17,7 +17,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, FoldedScalarStrin
 from ruamel.yaml.tokens import CommentToken
 
 from ..document import merge_position, own_keys
-from ..model import Change, HardenError, RefusedError, Op
+from ..model import Change, RefusedError, Op
 
 _COMMENT = 2  # slot of the comment after a mapping value in ca.items
 _ITEM_COMMENT = 0  # slot of the comment after a sequence item

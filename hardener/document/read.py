@@ -1,4 +1,4 @@
-"""Reading a Compose text: byte facts, documents, the round-trip tree and a plain view.
+"""Reading a Compose text into documents and round-trip trees, with positions.
 
 The original text is kept as written; what ruamel.yaml gets is a normalised copy
 (no BOM, LF line endings, a final newline, tabs in trailing blanks turned to spaces) with
@@ -13,14 +13,10 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import ScalarNode, SequenceNode
 
-from . import data
-from .model import HardenError, InputError
-from .signals import author_signals
-from .textfacts import TextFacts, join_facts, split_documents, split_facts  # noqa: F401  (re-exported)
+from ..model import InputError
+from ..textfacts import TextFacts, split_documents, split_facts
 
 # Nodes that aliases may add when expanded; beyond it the file is an attack ("billion
 # laughs"). Real Compose files add under 100 (806 corpus documents); every added node
@@ -287,122 +283,3 @@ def positions(node: Any, first_line: int = 0, path: tuple[Any, ...] = (), depth:
                 pass
             out.update(positions(item, first_line, (*path, index), depth + 1))
     return out
-
-
-# --- services and where they are written ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where one service is written: its key's line, its own keys' lines, and the
-    (line, column) of every value of its `x-harden` block."""
-
-    line: int | None
-    keys: dict[str, int]
-    config: dict[tuple[Any, ...], tuple[int, int]]
-    signals: dict[str, str]  # control -> the author's comment that says to leave it alone
-
-
-def services(doc: Document) -> CommentedMap | None:
-    """The document's `services:` mapping (empty for `services:` with no value), or None
-    when the document has none; bad input raises `HardenError` at the value."""
-    tree = doc.tree
-    if not isinstance(tree, CommentedMap) or "services" not in tree:
-        return None
-    section = tree["services"]
-    if section is None:
-        return CommentedMap()
-    if not isinstance(section, CommentedMap):
-        raise InputError("services is not a mapping", *value_position(tree, "services", doc.first_line))
-    return section
-
-
-def service_names(doc: Document) -> list[Any]:
-    section = services(doc)
-    return list(section) if section is not None else []
-
-
-def layout(doc: Document, name: Any) -> Layout:
-    section = services(doc)
-    node = section[name] if section is not None else None
-    if node is not None and not isinstance(node, dict):
-        raise InputError(f"service {name!r} is not a mapping", *value_position(section, name, doc.first_line))
-    keys: dict[str, int] = {}
-    config: dict[tuple[Any, ...], tuple[int, int]] = {}
-    if isinstance(node, CommentedMap):
-        for key in own_keys(node):
-            line = key_line(node, key, doc.first_line)
-            if line is not None:
-                keys[str(key)] = line
-        block = node.get("x-harden")
-        if block is not None:
-            config = positions(block, doc.first_line, ("x-harden",))
-            where = value_position(node, "x-harden", doc.first_line)
-            if where[0] is not None:
-                config[("x-harden",)] = where  # type: ignore[assignment]
-    line = key_line(section, name, doc.first_line)
-    signals = author_signals(doc.text.split("\n"), line - 1 - doc.first_line, doc.first_line) if line is not None and "#" in doc.text else {}
-    return Layout(line, keys, config, signals)
-
-
-def model(node: Any, memo: dict[int, Any] | None = None) -> Any:
-    """The plain model (`data.MapNode`, lists, scalars) of a tree, one model object per YAML
-    node, so anchors, aliases and merge keys stay shared as in the file."""
-    memo = {} if memo is None else memo
-    if isinstance(node, dict):
-        if id(node) in memo:
-            return memo[id(node)]
-        out = memo[id(node)] = data.MapNode()
-        for key in own_keys(node):
-            out.own[scalar(key)] = model(node[key], memo)
-        for base in getattr(node, "merge", None) or []:
-            base = base[1] if isinstance(base, tuple) else base
-            out.bases.append(model(base, memo))
-        return out
-    if isinstance(node, list):
-        if id(node) in memo:
-            return memo[id(node)]
-        out_list: list[Any] = []
-        memo[id(node)] = out_list
-        out_list.extend(model(v, memo) for v in node)
-        return out_list
-    return scalar(node)
-
-
-class _DataConstructor(SafeConstructor):
-    """Safe constructor that keeps unknown tags (`!reset`, `!override`) as `scalar()` does."""
-
-
-def _tagged(constructor: SafeConstructor, suffix: str, node: Any) -> Any:
-    if isinstance(node, ScalarNode):
-        return f"!{suffix} {node.value}"
-    if isinstance(node, SequenceNode):
-        return constructor.construct_sequence(node, deep=True)
-    return constructor.construct_mapping(node, deep=True)
-
-
-_DataConstructor.add_multi_constructor("!", _tagged)
-
-
-def safe_load_all(text: str) -> list[Any]:
-    """Every document as the safe loader builds it (libyaml's parser where installed;
-    unknown tags such as `!reset` kept as `scalar()` keeps them). Aliases stay shared
-    objects: nothing is expanded here."""
-    yaml = YAML(typ="safe")
-    yaml.Constructor = _DataConstructor
-    try:
-        return list(yaml.load_all(text))
-    except YAMLError as exc:
-        raise InputError(f"invalid YAML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-
-
-def load_data(text: str) -> list[Any]:
-    """Plain data of every document, read by a second loader (libyaml's parser where
-    installed): what the safety net compares against the intended data. Where that
-    YAML 1.1 parser refuses what the file's author wrote (e.g. `[a:b]` in a flow list,
-    valid YAML 1.2 that Compose reads), the round-trip loader reads it instead."""
-    try:
-        return [plain(doc) for doc in safe_load_all(text)]
-    except HardenError:
-        _, documents = parse(text)
-        return [plain(doc.tree) if doc.tree is not None else None for doc in documents]
