@@ -88,7 +88,8 @@ def layer(facts: Any, service: Mapping[str, Any]) -> FactLayer:
         user_fact = f"USER {facts.user}"
     volumes = tuple(posixpath.normpath(v) for v in facts.volumes)
     tmpfs += _writable(facts, user, volumes)
-    for program_cap in getattr(facts, "program_caps", lambda: ())():
+    file_caps = getattr(facts, "file_caps", {}) or {}
+    for program_cap in dict.fromkeys(c for caps in file_caps.values() for c in caps if not str(c).isdigit()):
         if program_cap not in cap_add:
             cap_add.append(program_cap)
             cap_fact = cap_fact or "its program carries file capabilities (they must stay in the bounding set)"

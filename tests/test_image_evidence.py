@@ -107,3 +107,12 @@ def test_layer_is_pure_and_names_its_evidence():
 def test_images_named_in_a_text():
     text = "services:\n  a:\n    image: \"postgres:16\"  # db\n  b:\n    image: ${REG:-ghcr.io}/x/y:${T:-1}\n  c:\n    build: .\n"
     assert images_in(text) == ["postgres:16", "${REG:-ghcr.io}/x/y:${T:-1}"]
+
+
+def test_a_program_with_file_capabilities_keeps_them_in_the_bounding_set():
+    found = facts(user="webd", passwd={"webd": (101, 101, "/srv")}, groups={"webd": 101},
+                  file_caps={"/opt/webd/httpd": ("NET_BIND_SERVICE",)})
+    result = harden(PLAIN, found)
+    out = service(result.text)
+    assert out["cap_drop"] == ["ALL"] and out["cap_add"] == ["NET_BIND_SERVICE"]
+    assert "file capabilities" in next(c.evidence for c in result.changes if c.path == ("cap_add",))
