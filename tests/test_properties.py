@@ -40,6 +40,8 @@ from hardener.model import Status
 from hardener.profile import load_profile
 from invariants import facts, lost_lines, unreported
 
+pytestmark = pytest.mark.properties
+
 BASELINE = load_profile("baseline")
 
 # `ci` (the default) draws the same examples on every run, so a submission is judged on a
