@@ -1,7 +1,9 @@
 """Command line: parse arguments, call the shell, map outcomes to exit codes.
 
-Exit codes: 0 done or nothing to do · 1 changes pending (check, fix --diff) · 2 error.
-stdout carries the diff / report / hardened text; stderr the summary and errors.
+Exit codes: 0 done or nothing to do · 1 the run fails on what it found (`--fail-on`:
+changes pending in check / fix --diff, or a risk not accepted) · 2 error.
+stdout carries the diff / report / hardened text; stderr the summary and errors
+(`report.deliver` decides what goes where).
 """
 
 from __future__ import annotations
@@ -22,22 +24,46 @@ from .model import HardenError, InputError, Project, Status
 from .passes import BY_ID, CONTROLS
 from .profile import Profile, builtin_names, load_profile, profile_for
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Harden Docker Compose files: non-root, read-only, no capabilities, no-new-privileges, limits.")
+class _Commands(typer.core.TyperGroup):
+    """Lists each command with its whole first sentence, wrapped to the terminal, never cut."""
+
+    def format_commands(self, ctx, formatter) -> None:  # noqa: ANN001 (click's types)
+        rows = [(name, command.get_short_help_str(limit=1000)) for name in self.list_commands(ctx)
+                if (command := self.get_command(ctx, name)) is not None and not command.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+app = typer.Typer(cls=_Commands, add_completion=True, no_args_is_help=True, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, help="Harden Docker Compose files: non-root, read-only, no capabilities, no-new-privileges, limits.")
 
 
 class Format(str, Enum):
     text = "text"
     json = "json"
     sarif = "sarif"
+    github = "github"
 
 
-PathsArg = typer.Argument(..., help="Compose files, directories, or - for stdin.")
-ProfileOpt = typer.Option(None, "--profile", "-p", help="Built-in profile name or a profile YAML file [default: the nearest .harden.yaml, up to the repository root, else baseline].")
-SkipOpt = typer.Option(None, "--skip", help="Control to leave alone (repeatable): " + ", ".join(CONTROLS))
+PathsArg = typer.Argument(..., metavar="PATH", help="Compose files, directories, or - for stdin.")
+ProfileOpt = typer.Option(None, "--profile", "-p", metavar="NAME|FILE", help="Built-in profile name or a profile YAML file [default: the nearest .harden.yaml, up to the repository root, else baseline].")
+SkipOpt = typer.Option(None, "--skip", metavar="CONTROL", help="Control to leave alone (repeatable): " + ", ".join(CONTROLS))
 RecursiveOpt = typer.Option(False, "--recursive", "-r", help="Search directories recursively.")
-JobsOpt = typer.Option(0, "--jobs", "-j", min=0, help="Worker processes (0: one per CPU).")
-FormatOpt = typer.Option(Format.text, "--format", "-f", help="Report format.")
-ReportOpt = typer.Option(None, "--report", help="Also write the report to this file.")
+JobsOpt = typer.Option(0, "--jobs", "-j", min=0, metavar="N", help="Worker processes (0: one per CPU).")
+FormatOpt = typer.Option(Format.text, "--output-format", "--format", help="Report format: text, json, sarif, or github (workflow annotations).")
+ReportOpt = typer.Option(None, "--report", metavar="FILE", help="Write the report, in --output-format, to this file; stdout then carries the text report.")
+FailOnOpt = typer.Option(None, "--fail-on", case_sensitive=False, show_default=False,
+                         help="What makes the run exit 1: change (changes pending, or a risk of level error that is not accepted), "
+                              "risk (only such a risk), never. [default: change for check and fix --diff; never for fix, which writes]")
+ExitZeroOpt = typer.Option(False, "--exit-zero", help="Exit 0 whatever was found (errors still exit 2); the same as --fail-on never.")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="Print only errors, failing risks and what stdout was asked for (diff, machine report, hardened text); no summary.")
+VerboseOpt = typer.Option(False, "--verbose", "-v", help="Also print why each change is made and which paths discovery left out.")
+StdinNameOpt = typer.Option(None, "--stdin-filename", metavar="PATH", help="Path of the file read from stdin (-): its profile is looked up from there, and reports name it.")
+ExcludeOpt = typer.Option(None, "--exclude", metavar="PATTERN", help="Paths that directory walks leave out (globs; repeatable or comma-separated); replaces the default list (node_modules, .venv, .git and tool caches).")
+ExtendExcludeOpt = typer.Option(None, "--extend-exclude", metavar="PATTERN", help="Like --exclude, in addition to the default list.")
+GitignoreOpt = typer.Option(True, "--respect-gitignore/--no-respect-gitignore", help="Leave out what .gitignore excludes, inside a git repository.")
+ForceExcludeOpt = typer.Option(False, "--force-exclude", help="Apply the exclusions to paths named on the command line too (pre-commit, editors).")
 ComposeOpt = typer.Option(True, "--compose-check/--no-compose-check", help="Also validate with the Docker Compose v2 loader when installed.")
 FactsOpt = typer.Option(True, "--image-facts/--no-image-facts", help="Read each image's user, volumes and entrypoint (local engine, registry; cached by digest) and harden from them.")
 OfflineOpt = typer.Option(False, "--offline", help="Never touch the network: image facts from the cache and the local engine only (also HARDEN_OFFLINE=1).")
@@ -67,36 +93,90 @@ def _profile_here(prof: Optional[Profile], directory: str) -> Profile:
         _fail(exc.message)
 
 
+_STDIN: dict[str, bytes] = {}  # what this run read from stdin, for `fix -` to echo back when it cannot harden it
+
+
 def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: int, write: bool, use_compose: bool = True,
-         facts: FactsOptions = FactsOptions(enabled=False)) -> list[FileOutcome]:
+         facts: FactsOptions = FactsOptions(enabled=False), stdin_filename: Optional[str] = None, exclusion=None) -> list[FileOutcome]:
     prof, skips = _setup(profile, skip)
     if "-" in paths and len(paths) > 1:
         _fail("- (stdin) cannot be combined with other paths")
+    if stdin_filename is not None and paths != ["-"]:
+        _fail("--stdin-filename names the file read from stdin: give - as the path")
+    _STDIN.clear()
     if paths == ["-"]:
+        name = stdin_filename or "-"
+        where = os.path.dirname(os.path.abspath(stdin_filename)) if stdin_filename else os.getcwd()
         try:
-            data = sys.stdin.buffer.read(MAX_BYTES + 1)
+            data = _STDIN["raw"] = sys.stdin.buffer.read(MAX_BYTES + 1)
             if len(data) > MAX_BYTES:
                 raise InputError(f"input too large (over {MAX_BYTES:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
             text = decode(data)
         except HardenError as exc:
-            return [FileOutcome("-", failed("", exc))]
-        here = _profile_here(prof, os.getcwd())
+            return [FileOutcome(name, failed("", exc))]
+        here = _profile_here(prof, where)
         project = Project(images=facts_for_text(text, facts))
-        return [FileOutcome("-", loader_check(harden_text(text, here, skips, project), os.getcwd(), use_compose), profile=here.name)]
-    files = discover(paths, recursive)
+        loader_dir = where if os.path.isdir(where) else os.getcwd()
+        return [FileOutcome(name, loader_check(harden_text(text, here, skips, project), loader_dir, use_compose), profile=here.name)]
+    files = discover(paths, recursive, exclusion)
     if not files:
         _fail("no Compose files found in " + ", ".join(paths))
     return process_paths(files, prof, skips, write, jobs or os.cpu_count() or 1, use_compose, facts)
 
 
-def _finish(rep: report.Report, fmt: Format, report_file: Optional[str]) -> None:
-    """Errors and the summary to stderr, the report file; exit with the report's code."""
-    for line in rep.errors():
-        typer.echo(line, err=True)
-    if report_file:
-        with open(report_file, "w", encoding="utf-8") as handle:
-            handle.write(rep.render(fmt.value))
-    typer.echo(rep.summary(), err=True)
+def _echo_input() -> None:
+    """`fix -` on input it cannot harden: the input goes back to stdout unchanged, byte for
+    byte, as black does, so a filter never swallows a file. Input over the size limit is
+    refused and not echoed (it was not read whole)."""
+    raw = _STDIN.get("raw", b"")
+    if len(raw) > MAX_BYTES:
+        return
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        sys.stdout.write(raw.decode("utf-8", "replace"))
+        sys.stdout.flush()
+        return
+    sys.stdout.flush()
+    out.write(raw)
+    out.flush()
+
+
+def _check_output(path: Optional[str], what: str = "report file") -> None:
+    """An output path that cannot be written is a usage error before any work is done."""
+    if path is not None:
+        try:
+            report.check_output_path(path, what)
+        except report.ReportFileError as exc:
+            _fail(str(exc))
+
+
+def _exclusion(exclude: Optional[List[str]], extend_exclude: Optional[List[str]], respect_gitignore: bool, force_exclude: bool):
+    from .exclude import Exclusion
+
+    return Exclusion.from_options(exclude, extend_exclude, respect_gitignore, force_exclude)
+
+
+def _fail_on(fail_on: "Optional[report.FailOn]", exit_zero: bool, default: "report.FailOn") -> "report.FailOn":
+    return report.FailOn.NEVER if exit_zero else report.FailOn(fail_on or default)
+
+
+def _say_excluded(exclusion, level) -> None:
+    from .output import Verbosity
+
+    if level is Verbosity.VERBOSE:
+        for path, why in exclusion.excluded:
+            typer.echo(f"harden: left out {path}: {why}", err=True)
+
+
+def _finish(rep: report.Report, fmt: Format, report_file: Optional[str], stdout: str = "report", level=None) -> None:
+    """The report to stdout, stderr and the report file (`report.deliver`); exit with the report's code."""
+    from .output import Verbosity, use_colour
+
+    try:
+        report.deliver(rep, fmt.value, stdout=stdout, report_file=report_file, verbosity=Verbosity.NORMAL if level is None else level,
+                       colour_out=use_colour(sys.stdout), colour_err=use_colour(sys.stderr), echo=typer.echo)
+    except report.ReportFileError as exc:
+        _fail(str(exc))
     raise typer.Exit(int(rep.exit_code))
 
 
@@ -110,33 +190,51 @@ def fix(
     jobs: int = JobsOpt,
     fmt: Format = FormatOpt,
     report_file: Optional[str] = ReportOpt,
+    fail_on: Optional[report.FailOn] = FailOnOpt,
+    exit_zero: bool = ExitZeroOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+    stdin_filename: Optional[str] = StdinNameOpt,
+    exclude: Optional[List[str]] = ExcludeOpt,
+    extend_exclude: Optional[List[str]] = ExtendExcludeOpt,
+    respect_gitignore: bool = GitignoreOpt,
+    force_exclude: bool = ForceExcludeOpt,
     compose_check: bool = ComposeOpt,
     image_facts: bool = FactsOpt,
     offline: bool = OfflineOpt,
 ) -> None:
-    """Rewrite Compose files in place so every service runs hardened."""
+    """Rewrite Compose files in place so every service runs hardened. With --diff, write nothing and exit 1 while changes are pending or a risk is not accepted (--fail-on)."""
+    from .output import Verbosity, plural, verbosity
+
+    level = verbosity(quiet, verbose)
+    _check_output(report_file)
+    exclusion = _exclusion(exclude, extend_exclude, respect_gitignore, force_exclude)
     outcomes = _run(paths, profile, skip, recursive, jobs, write=not diff, use_compose=compose_check,
-                    facts=FactsOptions.from_environment(image_facts, offline))
-    rep = report.Report(outcomes, "would change" if diff else "hardened", pending_is_failure=diff)
+                    facts=FactsOptions.from_environment(image_facts, offline), stdin_filename=stdin_filename, exclusion=exclusion)
+    _say_excluded(exclusion, level)
+    rep = report.Report(outcomes, "would change" if diff else "hardened", pending_is_failure=diff,
+                        fail_on=_fail_on(fail_on, exit_zero, report.FailOn.CHANGE if diff else report.FailOn.NEVER), command="fix")
     stdin = paths == ["-"]
-    if fmt is not Format.text:
-        typer.echo(rep.render(fmt.value), nl=False)
-    elif diff:
+    if fmt is not Format.text and not report_file:
+        _finish(rep, fmt, None, "report", level)
+    if diff:
         review = report.unverified(outcomes)
-        if review:  # before the diff (patch tools skip leading lines): a reviewer reads these first
-            typer.echo(f"# {len(review)} value{'s' if len(review) != 1 else ''} rest on the profile default alone (unverified); review them first:")
+        if review and level is not Verbosity.QUIET:  # before the diff (patch tools skip leading lines): a reviewer reads these first
+            typer.echo(f"# {plural(len(review), 'value')} rest{'s' if len(review) == 1 else ''} on the profile default alone (unverified); review them first:")
             for line in review:
                 typer.echo(f"#   {line}")
         for o in outcomes:
             if o.result.status is Status.CHANGED:
                 typer.echo(unified_diff(o.path if o.path != "-" else "stdin", o.result), nl=False)
-    elif stdin and outcomes[0].result.status is not Status.ERROR:
-        sys.stdout.write(outcomes[0].result.text)
-        sys.stdout.flush()
-    if fmt is Format.text and not diff:
-        for line in rep.findings():
-            typer.echo(line, err=True)
-    _finish(rep, fmt, report_file)
+        _finish(rep, fmt, report_file, "diff", level)
+    if stdin:
+        if outcomes[0].result.status is Status.ERROR:
+            _echo_input()
+        else:
+            sys.stdout.write(outcomes[0].result.text)
+            sys.stdout.flush()
+        _finish(rep, fmt, report_file, "text", level)
+    _finish(rep, fmt, report_file, "nothing", level)
 
 
 @app.command()
@@ -148,32 +246,83 @@ def check(
     jobs: int = JobsOpt,
     fmt: Format = FormatOpt,
     report_file: Optional[str] = ReportOpt,
+    fail_on: Optional[report.FailOn] = FailOnOpt,
+    exit_zero: bool = ExitZeroOpt,
+    quiet: bool = QuietOpt,
+    verbose: bool = VerboseOpt,
+    stdin_filename: Optional[str] = StdinNameOpt,
+    exclude: Optional[List[str]] = ExcludeOpt,
+    extend_exclude: Optional[List[str]] = ExtendExcludeOpt,
+    respect_gitignore: bool = GitignoreOpt,
+    force_exclude: bool = ForceExcludeOpt,
     compose_check: bool = ComposeOpt,
     image_facts: bool = FactsOpt,
     offline: bool = OfflineOpt,
 ) -> None:
-    """Write nothing; report what would change and the risks found. Exit 1 if changes are pending."""
+    """Write nothing; report what would change and the risks found. Exit 1 while changes are pending or a risk is not accepted (--fail-on)."""
+    from .output import verbosity
+
+    level = verbosity(quiet, verbose)
+    _check_output(report_file)
+    exclusion = _exclusion(exclude, extend_exclude, respect_gitignore, force_exclude)
     outcomes = _run(paths, profile, skip, recursive, jobs, write=False, use_compose=compose_check,
-                    facts=FactsOptions.from_environment(image_facts, offline))
-    rep = report.Report(outcomes, "would change", pending_is_failure=True)
-    typer.echo(rep.render(fmt.value), nl=False)
-    _finish(rep, fmt, report_file)
+                    facts=FactsOptions.from_environment(image_facts, offline), stdin_filename=stdin_filename, exclusion=exclusion)
+    _say_excluded(exclusion, level)
+    rep = report.Report(outcomes, "would change", pending_is_failure=True, fail_on=_fail_on(fail_on, exit_zero, report.FailOn.CHANGE), command="check")
+    _finish(rep, fmt, report_file, "report", level)
 
 
 @app.command()
-def explain(control: str = typer.Argument(..., help="Control id: " + ", ".join(CONTROLS))) -> None:
-    """Print what a control changes, why, and what can break."""
-    module = BY_ID.get(control)
-    if module is None:
-        _fail(f"unknown control {control!r}; controls: {', '.join(CONTROLS)}")
-    typer.echo(f"{module.ID}: {module.SUMMARY}\n")
-    typer.echo(module.__doc__.strip())
+def explain(
+    name: Optional[str] = typer.Argument(None, help="A control (" + ", ".join(CONTROLS) + "), a risk kind (docker_socket, ...) or a rule id as SARIF names it (harden.user, harden.finding.privileged)."),
+    list_rules: bool = typer.Option(False, "--list", help="List every rule instead (as `harden rules`)."),
+) -> None:
+    """Explain a rule: what a control changes and why, or what a risk means and what to do."""
+    import difflib
+
+    from . import rules as catalogue
+
+    if list_rules or name is None:
+        _print_rules()
+        return
+    rule = catalogue.lookup(name)
+    if rule is None:
+        hints = difflib.get_close_matches(name, catalogue.names(), n=1)
+        _fail(f"unknown rule {name!r}" + (f" (did you mean {hints[0]!r}?)" if hints else "") + "; `harden rules` lists them")
+    if rule.kind == "control":
+        typer.echo(BY_ID[rule.key].__doc__.strip())  # its first line is "id: what it does"
+    else:
+        typer.echo(rule.explain())
+    typer.echo("\n" + rule.footer())
+
+
+def _print_rules(fmt: str = "text") -> None:
+    from . import rules as catalogue
+
+    listed = catalogue.all_rules()
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps([{"id": r.id, "kind": r.kind, "name": r.key, "level": r.level, "security_severity": r.severity,
+                                "summary": r.short, "tags": list(r.tags)} for r in listed], indent=2))
+        return
+    width = max(len(r.id) for r in listed)
+    for r in listed:
+        typer.echo(f"{r.id:{width}}  {r.level:7}  {r.short}")
+
+
+@app.command(name="rules")
+def rules_command(fmt: str = typer.Option("text", "--output-format", "--format", help="text or json.")) -> None:
+    """List every rule harden reports: controls, risks and the error rule, with their SARIF level."""
+    if fmt not in ("text", "json"):
+        _fail(f"unknown format {fmt!r}; use text or json")
+    _print_rules(fmt)
 
 
 @app.command()
 def profiles(
     action: str = typer.Argument("list", help="list | show"),
-    name: str = typer.Argument("baseline", help="Profile to show."),
+    name: Optional[str] = typer.Argument(None, help="Profile to show: a name or a file [default: the nearest .harden.yaml or pyproject.toml [tool.harden], else baseline]."),
 ) -> None:
     """List the built-in profiles, or show one resolved with the source of each value."""
     if action == "list":
@@ -183,6 +332,11 @@ def profiles(
         return
     if action != "show":
         _fail(f"unknown action {action!r}; use list or show")
+    if name is None:
+        from .profile import project_profile_ref
+
+        name = project_profile_ref(os.getcwd())
+        typer.echo(f"# {name}: " + ("no project profile found here" if name == "baseline" else "the project profile for this directory"))
     try:
         prof = load_profile(name)
     except HardenError as exc:
@@ -235,6 +389,8 @@ def bulk(
     """Migrate many git repositories: fix, branch, commit, report; resumable."""
     from .bulk import run_bulk
 
+    _check_output(report_file)
+    _check_output(state, "state file")
     prof, skips = _setup(profile, skip)
     raise typer.Exit(run_bulk(repos, prof, skips, branch, jobs or os.cpu_count() or 1, state, report_file))
 

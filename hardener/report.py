@@ -1,28 +1,86 @@
-"""The report of a run: counts, messages, the exit code, and the text / JSON / SARIF writers.
+"""The report of a run: counts, messages, the exit code, and the writers (text, JSON,
+SARIF, GitHub workflow annotations).
 
-`Report` is what every command hands its outcomes to; the command line only prints what
-it returns and exits with `Report.exit_code`.
+`Report` is what every command hands its outcomes to; the command line prints what it
+returns (`deliver`) and exits with `Report.exit_code`.
+
+Exit codes (`ExitCode`): 0 done or nothing to do · 1 the run fails on what it found ·
+2 error (bad input, usage, refused write, could not run). What fails a run is
+`--fail-on` (`FailOn`):
+
+* `change` (the default): changes pending (`check`, `fix --diff`) or a risk of level
+  `error` that the service does not accept;
+* `risk`: only such a risk;
+* `never`: nothing (`--exit-zero` says the same); errors still exit 2.
+
+A risk is accepted, with its reason, by the service it is in:
+`x-harden: {accept: {docker_socket: "the proxy reads container labels"}}`; it is then
+reported as suppressed, with that reason, in every format, and never fails the run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
-from dataclasses import dataclass
-from enum import IntEnum
-from typing import Any
+from dataclasses import dataclass, field
+from enum import Enum, IntEnum
+from typing import Any, Callable, Optional
 
-from . import __version__
+from . import __version__, rules, sarif
 from .files import FileOutcome
-from .model import Change, Status
+from .model import Change, Finding, Result, Status
+from .output import Verbosity, plural, style
+
+JSON_FORMAT = 1  # the version of the JSON report's shape (docs/report.schema.json)
 
 
 class ExitCode(IntEnum):
     """Exit codes of every command."""
 
     OK = 0  # done, or nothing to do
-    PENDING = 1  # changes pending (`check`, `fix --diff`), or a verification failed
+    PENDING = 1  # the run fails on what it found (see FailOn), or a verification failed
     ERROR = 2  # bad input, usage, refused write, could not run
+
+
+class FailOn(str, Enum):
+    """What makes a run exit 1 (see the module docstring)."""
+
+    CHANGE = "change"
+    RISK = "risk"
+    NEVER = "never"
+
+
+def accepted_reason(result: Result, finding: Finding) -> Optional[str]:
+    """The reason the service gives for accepting this risk (`x-harden.accept.<kind>`), or None."""
+    service = (result.planned or {}).get(finding.service)
+    block = service.get("x-harden") if isinstance(service, dict) else None
+    accept = block.get("accept") if isinstance(block, dict) else None
+    reason = accept.get(finding.kind) if isinstance(accept, dict) else None
+    return reason.strip() if isinstance(reason, str) and reason.strip() else None
+
+
+@dataclass(frozen=True)
+class Risk:
+    path: str
+    finding: Finding
+    accepted: Optional[str]  # the reason the service accepts it, or None
+
+    @property
+    def rule(self) -> rules.Rule:
+        return rules.risk(self.finding.kind)
+
+    @property
+    def fails(self) -> bool:
+        """Fails the run (unless --fail-on never): level error and not accepted."""
+        return self.accepted is None and self.rule.level == "error"
+
+    def line(self) -> str:
+        f = self.finding
+        head = f"{self.path}:{f.line or '?'}: {f.service}: risk [{f.kind}]"
+        if self.accepted:
+            return f"{head} accepted: {self.accepted} ({f.message})"
+        return f"{head} {f.message}" + ("" if self.fails else " (review)")
 
 
 @dataclass(frozen=True)
@@ -31,40 +89,83 @@ class Report:
 
     outcomes: list[FileOutcome]
     verb: str  # "hardened" / "would change"
-    pending_is_failure: bool  # `check` and `fix --diff`: pending changes exit 1
+    pending_is_failure: bool  # `check` and `fix --diff`: pending changes are what --fail-on change fails on
+    fail_on: FailOn = FailOn.CHANGE
+    root: Optional[str] = None  # paths in SARIF / GitHub annotations are relative to it (default: the working directory)
+    command: str = ""
+    _risks: list[Risk] = field(default_factory=list, compare=False, repr=False)
 
-    def summary(self) -> str:
-        return summary(self.outcomes, self.verb)
+    def __post_init__(self) -> None:
+        self._risks.extend(Risk(o.path, f, accepted_reason(o.result, f)) for o in self.outcomes for f in o.result.findings)
+
+    # --- what was found ------------------------------------------------------------------
+
+    def risks(self) -> list[Risk]:
+        return list(self._risks)
 
     def errors(self) -> list[str]:
         return [error_line(o) for o in self.outcomes if o.result.status is Status.ERROR]
 
     def findings(self) -> list[str]:
-        return [f"{o.path}:{f.line or '?'}: {f.service}: finding [{f.kind}] {f.message}" for o in self.outcomes for f in o.result.findings]
+        """One line per risk, accepted ones with their reason."""
+        return [risk.line() for risk in self._risks]
 
-    def render(self, fmt: str) -> str:
-        return FORMATS[fmt](self.outcomes)
+    def pending(self) -> int:
+        return sum(1 for o in self.outcomes if o.result.status is Status.CHANGED)
 
     @property
     def exit_code(self) -> ExitCode:
         if any(o.result.status is Status.ERROR for o in self.outcomes):
             return ExitCode.ERROR
-        if self.pending_is_failure and any(o.result.status is Status.CHANGED for o in self.outcomes):
+        if self.fail_on is FailOn.NEVER:
+            return ExitCode.OK
+        if any(risk.fails for risk in self._risks):
+            return ExitCode.PENDING
+        if self.fail_on is FailOn.CHANGE and self.pending_is_failure and self.pending():
             return ExitCode.PENDING
         return ExitCode.OK
 
+    def totals(self) -> dict[str, int]:
+        counts = Counter(o.result.status for o in self.outcomes)
+        return {
+            "files": len(self.outcomes),
+            "changed": counts[Status.CHANGED],
+            "unchanged": counts[Status.UNCHANGED],
+            "skipped": counts[Status.SKIPPED],
+            "errors": counts[Status.ERROR],
+            "written": sum(1 for o in self.outcomes if o.written),
+            "services": sum(o.result.services for o in self.outcomes),
+            "changes": sum(len(o.result.changes) for o in self.outcomes if o.result.status is Status.CHANGED),
+            "skips": sum(len(o.result.skips) for o in self.outcomes if o.result.status is not Status.ERROR),
+            "risks": len(self._risks),
+            "risks_accepted": sum(1 for r in self._risks if r.accepted),
+            "risks_failing": sum(1 for r in self._risks if r.fails),
+        }
+
+    def summary(self) -> str:
+        t = self.totals()
+        parts = [f"{t['changed']} {self.verb}", f"{t['unchanged']} unchanged", f"{t['skipped']} skipped", plural(t["errors"], "error")]
+        risks = plural(t["risks"], "risk") + (f" ({t['risks_accepted']} accepted)" if t["risks_accepted"] else "")
+        return f"harden: {plural(t['files'], 'file')}: " + ", ".join(parts) + f"; {plural(t['changes'], 'change')}, {risks}"
+
+    # --- writers -------------------------------------------------------------------------
+
+    def render(self, fmt: str, *, errors: bool = True, colour: bool = False, verbose: bool = False) -> str:
+        """The report in `fmt` (text, json, sarif, github). `errors=False`: the text report
+        without the error lines (they go to stderr once)."""
+        if fmt == "text":
+            return text(self, errors=errors, colour=colour, verbose=verbose)
+        if fmt == "json":
+            return as_json(self)
+        if fmt == "sarif":
+            return sarif.render(self.outcomes, accepted_reason, self.root, int(self.exit_code))
+        if fmt == "github":
+            return github(self)
+        raise ValueError(f"unknown report format {fmt!r}")
+
 
 def summary(outcomes: list[FileOutcome], verb: str) -> str:
-    counts = Counter(o.result.status for o in outcomes)
-    changes = sum(len(o.result.changes) for o in outcomes if o.result.status is Status.CHANGED)
-    findings = sum(len(o.result.findings) for o in outcomes)
-    parts = [
-        f"{counts[Status.CHANGED]} {verb}",
-        f"{counts[Status.UNCHANGED]} unchanged",
-        f"{counts[Status.SKIPPED]} skipped",
-        f"{counts[Status.ERROR]} error{'s' if counts[Status.ERROR] != 1 else ''}",
-    ]
-    return f"harden: {len(outcomes)} file{'s' if len(outcomes) != 1 else ''}: " + ", ".join(parts) + f"; {changes} changes, {findings} findings"
+    return Report(outcomes, verb, False).summary()
 
 
 def error_line(outcome: FileOutcome) -> str:
@@ -74,27 +175,34 @@ def error_line(outcome: FileOutcome) -> str:
     return f"{outcome.path}{where}: error: {r.message}"
 
 
-def text(outcomes: list[FileOutcome]) -> str:
+def text(rep: Report, *, errors: bool = True, colour: bool = False, verbose: bool = False) -> str:
     out = []
-    for o in outcomes:
+    risks: dict[str, list[Risk]] = {}
+    for risk in rep.risks():
+        risks.setdefault(risk.path, []).append(risk)
+    for o in rep.outcomes:
         r = o.result
+        path = style(o.path, "path", colour)
         if r.status is Status.ERROR:
-            out.append(error_line(o))
+            if errors:
+                out.append(style(error_line(o), "error", colour))
             continue
         if r.status is Status.SKIPPED:
-            out.append(f"{o.path}: skipped: {r.message}")
+            out.append(f"{path}: skipped: {r.message}")
             continue
         profile = f" (profile {o.profile})" if o.profile else ""
-        out.append(f"{o.path}: {len(r.changes)} change{'s' if len(r.changes) != 1 else ''}, {r.services} services{profile}")
-        matched = dict(r.matches)
+        out.append(f"{path}: {plural(len(r.changes), 'change')}, {plural(r.services, 'service')}{profile}")
         for c in r.changes:
             caveat = f"  ⚠ {c.caveat}" if c.caveat else ""
-            out.append(f"  {o.path}:{c.line or '?'}: {c.service}: [{c.control}] {c.describe()} ({_evidence(c)}){caveat}")
+            why = f" — {c.reason}" if verbose and c.reason else ""
+            out.append(f"  {o.path}:{c.line or '?'}: {c.service}: " + style(f"[{c.control}]", "change", colour)
+                       + f" {c.describe()} ({_evidence(c)}){caveat}{why}")
         for s in r.skips:
             out.append(f"  {o.path}:{s.line or '?'}: {s.service}: [{s.control}] skipped: {s.reason}")
-        for f in r.findings:
-            out.append(f"  {o.path}:{f.line or '?'}: {f.service}: finding [{f.kind}] {f.message}")
-        for service, entry in matched.items():
+        for risk in risks.get(o.path, []):
+            kind = "accepted" if risk.accepted else "risk" if risk.fails else "warning"
+            out.append("  " + style(risk.line(), kind, colour))
+        for service, entry in r.matches:
             out.append(f"  {service}: image knowledge entry '{entry}'")
     return "\n".join(out) + ("\n" if out else "")
 
@@ -116,8 +224,14 @@ def unverified(outcomes: list[FileOutcome]) -> list[str]:
             for o in outcomes if o.result.status is Status.CHANGED for c in o.result.changes if _review(c)]
 
 
-def as_json(outcomes: list[FileOutcome]) -> str:
-    def record(o: FileOutcome) -> dict[str, Any]:
+def as_json(rep: Report) -> str:
+    """The JSON report, shape `JSON_FORMAT` (docs/report.schema.json)."""
+    risks: dict[int, list[Risk]] = {}
+    by_finding = iter(rep.risks())
+    for index, o in enumerate(rep.outcomes):
+        risks[index] = [next(by_finding) for _ in o.result.findings]
+
+    def record(index: int, o: FileOutcome) -> dict[str, Any]:
         r = o.result
         return {
             "path": o.path,
@@ -127,44 +241,174 @@ def as_json(outcomes: list[FileOutcome]) -> str:
             "message": r.message or None,
             "line": r.line,
             "column": r.col,
+            "failure": r.failure.value if r.failure else None,
             "services": r.services,
             "changes": [
-                {"control": c.control, "service": c.service, "path": list(c.path), "op": c.op.value, "new": list(c.new) if isinstance(c.new, tuple) else c.new,
-                 "reason": c.reason, "caveat": c.caveat, "line": c.line, "evidence": c.evidence}
+                {"control": c.control, "rule": rules.CONTROL_PREFIX + c.control, "service": c.service, "path": list(c.path), "op": c.op.value,
+                 "new": list(c.new) if isinstance(c.new, tuple) else c.new, "reason": c.reason, "caveat": c.caveat, "line": c.line,
+                 "evidence": c.evidence, "unverified": _review(c)}
                 for c in r.changes
             ],
             "skips": [{"control": s.control, "service": s.service, "reason": s.reason, "line": s.line} for s in r.skips],
-            "findings": [{"kind": f.kind, "service": f.service, "message": f.message, "line": f.line} for f in r.findings],
+            "findings": [{"kind": k.finding.kind, "rule": k.rule.id, "level": k.rule.level, "service": k.finding.service,
+                          "message": k.finding.message, "line": k.finding.line, "accepted": k.accepted, "fails": k.fails}
+                         for k in risks[index]],
             "images": {service: entry for service, entry in r.matches},
         }
 
-    return json.dumps({"tool": "harden", "version": __version__, "files": [record(o) for o in outcomes]}, indent=2) + "\n"
-
-
-def as_sarif(outcomes: list[FileOutcome]) -> str:
-    rules: dict[str, str] = {}
-    results = []
-    for o in outcomes:
-        r = o.result
-        items = [(f"harden.{c.control}", "warning", f"{c.service}: {c.describe()} ({c.reason}; evidence: {_evidence(c)})", c.line) for c in r.changes]
-        items += [(f"harden.finding.{f.kind}", "error", f"{f.service}: {f.message}", f.line) for f in r.findings]
-        if r.status is Status.ERROR:
-            items.append(("harden.error", "error", r.message, r.line))
-        for rule, level, message, line in items:
-            rules.setdefault(rule, rule.split(".")[-1])
-            location: dict[str, Any] = {"artifactLocation": {"uri": o.path}}
-            if line:
-                location["region"] = {"startLine": line}
-            results.append({"ruleId": rule, "level": level, "message": {"text": message}, "locations": [{"physicalLocation": location}]})
-    sarif = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "harden", "version": __version__, "rules": [{"id": k, "name": v} for k, v in rules.items()]}},
-            "results": results,
-        }],
+    document = {
+        "format": JSON_FORMAT,
+        "tool": "harden",
+        "version": __version__,
+        "command": rep.command or None,
+        "fail_on": rep.fail_on.value,
+        "exit_code": int(rep.exit_code),
+        "totals": rep.totals(),
+        "files": [record(i, o) for i, o in enumerate(rep.outcomes)],
     }
-    return json.dumps(sarif, indent=2) + "\n"
+    return json.dumps(document, indent=2) + "\n"
 
 
-FORMATS = {"text": text, "json": as_json, "sarif": as_sarif}
+def _annotation_value(text: str, is_property: bool) -> str:
+    """Escaped as GitHub workflow commands need it."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if is_property else text
+
+
+def github(rep: Report) -> str:
+    """GitHub Actions workflow commands: `::error file=F,line=N,title=T::message` per
+    result; pending changes are warnings, risks errors or warnings by their level,
+    accepted risks notices."""
+    root = os.path.abspath(rep.root or os.getcwd())
+
+    def where(path: str) -> str:
+        if path in ("-", ""):
+            return "stdin"
+        relative = os.path.relpath(os.path.abspath(path), root)
+        return path if relative.startswith(os.pardir) else relative
+
+    def command(level: str, path: str, line: Optional[int], title: str, message: str) -> str:
+        props = [f"file={_annotation_value(where(path), True)}"]
+        if line:
+            props.append(f"line={line}")
+        props.append(f"title={_annotation_value(title, True)}")
+        return f"::{level} {','.join(props)}::{_annotation_value(message, False)}"
+
+    out = []
+    risks: dict[str, list[Risk]] = {}
+    for risk in rep.risks():
+        risks.setdefault(risk.path, []).append(risk)
+    for o in rep.outcomes:
+        r = o.result
+        if r.status is Status.ERROR:
+            out.append(command("error", o.path, r.line, rules.ERROR_RULE, r.message))
+            continue
+        if r.status is Status.CHANGED:
+            groups: dict[tuple[str, str], list[Change]] = {}
+            for c in r.changes:
+                groups.setdefault((c.service, c.control), []).append(c)
+            for (service, control), changes in groups.items():
+                line = min((c.line for c in changes if c.line), default=None)
+                keys = "; ".join(c.describe() for c in changes)
+                out.append(command("warning", o.path, line, rules.CONTROL_PREFIX + control, f"{service}: {control} not applied; harden would set {keys}"))
+        for risk in risks.get(o.path, []):
+            f = risk.finding
+            level = "notice" if risk.accepted else "error" if risk.rule.level == "error" else "warning"
+            message = f"{f.service}: {f.message}" + (f" (accepted: {risk.accepted})" if risk.accepted else "")
+            out.append(command(level, o.path, f.line, risk.rule.id, message))
+    return "\n".join(out) + ("\n" if out else "")
+
+
+FORMATS = ("text", "json", "sarif", "github")
+
+
+# --- delivery: what goes to stdout, stderr and the report file ---------------------------
+
+
+Echo = Callable[..., None]  # typer.echo
+
+
+def deliver(rep: Report, fmt: str, *, stdout: str, report_file: Optional[str], verbosity: Verbosity,
+            colour_out: bool, colour_err: bool, echo: Echo) -> None:
+    """Print the report of `rep`. `stdout` says what the command already put on stdout:
+    "report" (nothing yet: the report in `fmt` goes there), "diff" or "text" (a diff or the
+    hardened text), "nothing" (`fix` in place).
+
+    * With `report_file`, the report in `fmt` goes to that file and stdout carries the
+      human text report (when it carries nothing else).
+    * Errors go to stderr, once. Risks go to stderr unless stdout carries them (the text
+      report, or a machine report). The summary goes to stderr unless quiet.
+    """
+    quiet = verbosity is Verbosity.QUIET
+    text_on_stdout = False
+    if stdout == "report":
+        if report_file or fmt == "text":
+            if not quiet:
+                echo(rep.render("text", errors=False, colour=colour_out, verbose=verbosity is Verbosity.VERBOSE), nl=False, color=colour_out)
+                text_on_stdout = True
+        else:
+            echo(rep.render(fmt), nl=False)
+    elif stdout == "nothing" and verbosity is Verbosity.VERBOSE:
+        echo(rep.render("text", errors=False, colour=colour_err, verbose=True), nl=False, err=True, color=colour_err)
+        text_on_stdout = True  # said on stderr already
+    for line in rep.errors():
+        echo(style(line, "error", colour_err), err=True, color=colour_err)
+    machine_on_stdout = stdout == "report" and not report_file and fmt != "text"
+    if not text_on_stdout and not machine_on_stdout:
+        for risk in rep.risks():
+            if quiet and not risk.fails:
+                continue
+            kind = "accepted" if risk.accepted else "risk" if risk.fails else "warning"
+            echo(style(risk.line(), kind, colour_err), err=True, color=colour_err)
+    if report_file:
+        write_report(report_file, rep.render(fmt))
+    if not quiet:
+        echo(rep.summary(), err=True)
+
+
+class ReportFileError(Exception):
+    """The report file cannot be written; the message says why."""
+
+
+def check_output_path(path: str, what: str = "report file") -> None:
+    """Refuse, before any work, an output path that cannot be written: a directory, a
+    missing or unwritable directory, an unwritable file."""
+    if path in ("", "-"):
+        raise ReportFileError(f"{what} {path!r}: give a file name")
+    if os.path.isdir(path):
+        raise ReportFileError(f"{what} {path}: is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ReportFileError(f"{what} {path}: directory {parent} does not exist")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ReportFileError(f"{what} {path}: not a regular file")
+    if not os.access(parent, os.W_OK | os.X_OK):  # written as a temp file beside it, then renamed
+        raise ReportFileError(f"{what} {path}: cannot write in {parent} (permission denied)")
+
+
+def write_report(path: str, content: str) -> None:
+    """Write the report atomically (temp file beside it, rename)."""
+    import tempfile
+
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, temp = tempfile.mkstemp(prefix=".harden-report-", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise ReportFileError(f"report file {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.chmod(temp, 0o644 & ~_umask())
+        os.replace(temp, path)
+    except OSError as exc:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise ReportFileError(f"report file {path}: {exc.strerror or exc}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
