@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
-
-from jsonschema import Draft202012Validator
+from typing import TYPE_CHECKING, Any
 
 from .config import data_dir
 from .values import CAPABILITIES
+
+if TYPE_CHECKING:  # imported when a validator is built (slow to import)
+    from jsonschema import Draft202012Validator
 
 #: Surface -> the constant of a pass module that holds its part of that surface's schema.
 FRAGMENTS = {"profile": "PROFILE", "x-harden": "X_HARDEN", "images": None}
@@ -57,4 +58,6 @@ def contributions(surface: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=len(FRAGMENTS))
 def validator(surface: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(schema(surface))

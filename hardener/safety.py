@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from deepdiff import DeepDiff
-
 from . import document, schema
 from .model import Change, HardenError, RefusedError
 
@@ -39,6 +37,8 @@ def check(before: list[Any], intended: list[Any], output: str, replan: Callable[
         raise RefusedError(f"refused: the output has {len(after)} YAML documents, the input {len(pairs)}")
     for (old_data, want), new_data in zip(pairs, after):
         if want != new_data:  # deepdiff only describes it: it can call two different values equal
+            from deepdiff import DeepDiff  # only to describe a failure: slow to import
+
             diff = DeepDiff(want, new_data, verbose_level=0).to_dict()
             first = next(iter(diff.items()), ("values differ", ""))
             raise RefusedError(f"refused: the output does not load to the intended data ({first[0]}: {str(first[1])[:160]})")

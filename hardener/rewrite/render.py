@@ -9,11 +9,19 @@ the indentation of a sibling in O. Lines outside those differences are O's own b
 A flow collection the author wrote over several lines is one line in R0: for the
 alignment, O's lines are grouped into logical lines (an open bracket runs until it
 closes), so each R0 line maps to a range of O lines.
+
+Both alignments (O with R0, R0 with R1) take time linear in the file: a text of up to
+`_EXACT` lines on both sides is aligned as `difflib.SequenceMatcher` aligns it; a longer
+one is first cut at the lines it has in common that occur once on each side (a service's
+header, its image, ...), kept in order, and each piece between two such lines is aligned
+the same way (patience alignment). Edits only add to or change lines inside services, so
+those lines are where the two sides correspond anyway.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from difflib import SequenceMatcher
 
 from ..model import HardenError, RefusedError
@@ -22,6 +30,7 @@ _SPACES = re.compile(r"\s+")
 _PUNCT = re.compile(r"\s*([\[\]{},:])\s*")
 _QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
 _MAX_LOGICAL = 500  # lines one flow collection may span before we stop joining
+_EXACT = 2_000  # lines (both sides together) aligned by SequenceMatcher as one piece
 
 
 def _fuzzy(line: str) -> str:
@@ -82,12 +91,11 @@ def patch(original: str, r0: str, r1: str) -> str:
     groups = _logical(o_lines)
     keys = [_fuzzy(" ".join(o_lines[a:b])) for a, b in groups]
     to_o: dict[int, tuple[int, int]] = {}  # R0 line -> O range
-    align = SequenceMatcher(None, keys, [_fuzzy(x) for x in r0_lines], autojunk=False)
-    for block in align.get_matching_blocks():
-        for k in range(block.size):
-            to_o[block.b + k] = groups[block.a + k]
+    for i, j, size in _matching_blocks(keys, [_fuzzy(x) for x in r0_lines]):
+        for k in range(size):
+            to_o[j + k] = groups[i + k]
 
-    edits = SequenceMatcher(None, r0_lines, r1_lines, autojunk=False).get_opcodes()
+    edits = _opcodes(_matching_blocks(r0_lines, r1_lines))
     r1_to_r0: dict[int, int] = {}
     for tag, i1, i2, j1, j2 in edits:
         if tag == "equal":
@@ -112,10 +120,133 @@ def patch(original: str, r0: str, r1: str) -> str:
             delta = _sibling_delta(j1, new[0], r1_lines, r1_to_r0, to_o, o_lines)
             splices.append((pos, pos, _shift(new, delta)))
 
-    out = list(o_lines)
-    for start, end, new in sorted(splices, key=lambda s: (s[0], s[1]), reverse=True):
-        out[start:end] = new
-    return "\n".join(out) + "\n"
+    return "\n".join(_spliced(o_lines, splices)) + "\n"
+
+
+def _spliced(o_lines: list[str], splices: list[tuple[int, int, list[str]]]) -> list[str]:
+    """`o_lines` with each (start, end, new) splice carried out, as if applied one by one
+    from the last start to the first (of two at the same place, the later one first), in
+    one pass over the lines."""
+    order = sorted(range(len(splices)), key=lambda n: (splices[n][0], splices[n][1], -n))
+    out: list[str] = []
+    done = 0
+    for n in order:
+        start, end, new = splices[n]
+        if start < done:  # overlapping splices (not made by `patch`): one at a time
+            out = list(o_lines)
+            for start, end, new in sorted(splices, key=lambda s: (s[0], s[1]), reverse=True):
+                out[start:end] = new
+            return out
+        out.extend(o_lines[done:start])
+        out.extend(new)
+        done = end
+    out.extend(o_lines[done:])
+    return out
+
+
+def _matching_blocks(a: list[str], b: list[str]) -> list[tuple[int, int, int]]:
+    """The (i, j, size) runs where `a[i:i+size] == b[j:j+size]`, in order, adjacent runs
+    joined, ending with (len(a), len(b), 0) — as `SequenceMatcher.get_matching_blocks`
+    gives them. A piece of up to `_EXACT` lines is aligned by SequenceMatcher itself; a
+    longer one is cut at its unique common lines first (see the module docstring)."""
+    found: list[tuple[int, int, int]] = []
+    pieces = [(0, len(a), 0, len(b))]
+    while pieces:
+        alo, ahi, blo, bhi = pieces.pop()
+        if alo == ahi or blo == bhi:
+            continue
+        if (ahi - alo) + (bhi - blo) <= _EXACT:
+            _exact(a, b, alo, ahi, blo, bhi, found)
+            continue
+        n = 0  # lines in common at the start and at the end belong together
+        while alo + n < ahi and blo + n < bhi and a[alo + n] == b[blo + n]:
+            n += 1
+        if n:
+            found.append((alo, blo, n))
+            alo, blo = alo + n, blo + n
+        n = 0
+        while ahi - n > alo and bhi - n > blo and a[ahi - 1 - n] == b[bhi - 1 - n]:
+            n += 1
+        if n:
+            found.append((ahi - n, bhi - n, n))
+            ahi, bhi = ahi - n, bhi - n
+        if alo == ahi or blo == bhi:
+            continue
+        anchors = _anchors(a, b, alo, ahi, blo, bhi)
+        if not anchors:  # nothing to cut at: one piece, however long
+            _exact(a, b, alo, ahi, blo, bhi, found)
+            continue
+        for i, j in anchors:
+            found.append((i, j, 1))
+            pieces.append((alo, i, blo, j))
+            alo, blo = i + 1, j + 1
+        pieces.append((alo, ahi, blo, bhi))
+    found.sort()
+    out: list[tuple[int, int, int]] = []
+    i1 = j1 = k1 = 0
+    for i2, j2, k2 in found:
+        if i1 + k1 == i2 and j1 + k1 == j2:
+            k1 += k2
+        else:
+            if k1:
+                out.append((i1, j1, k1))
+            i1, j1, k1 = i2, j2, k2
+    if k1:
+        out.append((i1, j1, k1))
+    out.append((len(a), len(b), 0))
+    return out
+
+
+def _exact(a: list[str], b: list[str], alo: int, ahi: int, blo: int, bhi: int, found: list[tuple[int, int, int]]) -> None:
+    matcher = SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=False)
+    found.extend((alo + i, blo + j, size) for i, j, size in matcher.get_matching_blocks() if size)
+
+
+def _anchors(a: list[str], b: list[str], alo: int, ahi: int, blo: int, bhi: int) -> list[tuple[int, int]]:
+    """The lines that occur exactly once in `a[alo:ahi]` and once in `b[blo:bhi]`, as
+    (i, j) pairs: the longest chain of them in the same order on both sides."""
+    seen: dict[str, int] = {}
+    for i in range(alo, ahi):
+        seen[a[i]] = -1 if a[i] in seen else i
+    where: dict[str, int] = {}
+    for j in range(blo, bhi):
+        line = b[j]
+        if seen.get(line, -1) >= 0:
+            where[line] = -1 if line in where else j
+    pairs = sorted((seen[line], j) for line, j in where.items() if j >= 0)
+    # Longest chain increasing in j (patience sorting).
+    tail_j: list[int] = []  # per chain length, the smallest last j of such a chain
+    tails: list[int] = []  # and the index into `pairs` of that last pair
+    back: list[int] = []
+    for n, (_, j) in enumerate(pairs):
+        k = bisect_left(tail_j, j)
+        back.append(tails[k - 1] if k else -1)
+        if k == len(tails):
+            tail_j.append(j)
+            tails.append(n)
+        else:
+            tail_j[k] = j
+            tails[k] = n
+    chain = []
+    n = tails[-1] if tails else -1
+    while n >= 0:
+        chain.append(pairs[n])
+        n = back[n]
+    return chain[::-1]
+
+
+def _opcodes(blocks: list[tuple[int, int, int]]) -> list[tuple[str, int, int, int, int]]:
+    """`SequenceMatcher.get_opcodes` from matching blocks."""
+    i = j = 0
+    out = []
+    for ai, bj, size in blocks:
+        tag = "replace" if i < ai and j < bj else "delete" if i < ai else "insert" if j < bj else ""
+        if tag:
+            out.append((tag, i, ai, j, bj))
+        i, j = ai + size, bj + size
+        if size:
+            out.append(("equal", ai, i, bj, j))
+    return out
 
 
 def _key(line: str) -> str:
