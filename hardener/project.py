@@ -16,16 +16,24 @@ on disk. Files named `*.compose.yaml` are separate stacks, hardened on their own
 from __future__ import annotations
 
 import os
+import pickle
 import re
-from concurrent.futures import ProcessPoolExecutor
+import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from . import document, oracle
 from .core import harden_text
 from .inherit import merge
 from .image_lookup import FactsOptions, facts_for_text
-from .files import FileOutcome, atomic_write, decode, error_result, loader_check, merged_includes, read_bytes, refused
+from .files import (FileOutcome, atomic_write, decode, error_result, loader_check, merged_includes, read_bytes, refused,
+                    remove_stale_temps, remove_stale_tempdirs, say, temp_dir)
 from .model import Failure, HardenError, Project, Result, Status
 from .passes import CONTROLS
 from .profile import Profile, profile_for
@@ -141,18 +149,23 @@ def process_project(paths: list[str], profile: Profile, skip: frozenset[str], wr
             outcomes = [(p, d, refused(r, reason) if r.status is Status.CHANGED else r)
                         for p, d, r in outcomes]
     done = []
-    for path, data, result in outcomes:
-        if path in context:
-            continue
-        if not write or result.status is not Status.CHANGED or data is None:
-            done.append(FileOutcome(path, result))
-            continue
-        try:
-            atomic_write(path, result.text.encode("utf-8"), data)
-        except HardenError as exc:
-            done.append(FileOutcome(path, refused(result, exc.message)))
-            continue
-        done.append(FileOutcome(path, result, written=True))
+    try:
+        for path, data, result in outcomes:
+            if path in context:
+                continue
+            if not write or result.status is not Status.CHANGED or data is None:
+                done.append(FileOutcome(path, result))
+                continue
+            with _held_interrupt():  # a Ctrl-C takes effect once the file is written and recorded, or not written
+                try:
+                    atomic_write(path, result.text.encode("utf-8"), data)
+                except HardenError as exc:
+                    done.append(FileOutcome(path, refused(result, exc.message)))
+                    continue
+                done.append(FileOutcome(path, result, written=True))
+                _journal(done[-1], profile.name)
+    except KeyboardInterrupt:  # say which files of this project were written before it
+        raise Interrupted([o.path for o in done if o.written]) from None
     return done
 
 
@@ -163,9 +176,13 @@ def _merged_check(outcomes: list[tuple[str, bytes | None, Result]]) -> str | Non
         return None
     directory = os.path.dirname(os.path.abspath(readable[0][0]))
     before = oracle.config_files([(p, r.original) for p, r in readable], directory)
+    if not before.ran:
+        return oracle.not_run(before)
     if not before.ok:
         return None
     after = oracle.config_files([(p, r.text) for p, r in readable], directory)
+    if not after.ran:
+        return oracle.not_run(after)
     names = " + ".join(os.path.basename(p) for p, _ in readable)
     return None if after.ok else f"refused: Docker Compose rejects the merged project {names}: {after.error}"
 
@@ -186,13 +203,154 @@ def process_paths(paths: list[str], profile: Profile | None, skip: frozenset[str
     """Every path, grouped into projects; one bad file never stops the others. Without a
     `profile`, each project takes its nearest `.harden.yaml` (`profile.project_profile_ref`)."""
     work = [(g, profile, skip, write, use_compose, facts) for g in group(paths)]
+    if write:
+        for leftover in remove_stale_temps(paths):
+            say(f"removed {leftover}: a temp file an interrupted run left behind")
+    remove_stale_tempdirs()
+    if use_compose:
+        oracle.announce()  # once, before any worker starts
     if jobs <= 1 or len(work) < 8:  # a pool costs more than it saves on a few files
-        results = [_run_group(w) for w in work]
-    else:
+        results: list[list[FileOutcome]] = []
         try:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                results = list(pool.map(_run_group, work, chunksize=4))
-        except BrokenProcessPool:  # a worker died (OOM killer, ...): finish in this process
-            results = [_run_group(w) for w in work]
+            for w in work:
+                results.append(_run_group(w))
+        except KeyboardInterrupt as exc:
+            raise Interrupted(_written(results) + getattr(exc, "written", [])) from None
+    else:
+        results = _pooled(work, jobs, paths)
     order = {p: i for i, p in enumerate(paths)}
     return sorted((o for group_outcomes in results for o in group_outcomes), key=lambda o: order.get(o.path, 0))
+
+
+# --- worker processes, interrupts -----------------------------------------------------------
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run; `written` lists the files written before it stopped (every
+    other file is as it was)."""
+
+    def __init__(self, written: list[str]):
+        super().__init__()
+        self.written = written
+
+
+_JOURNAL: str | None = None  # in a pool worker: where each file written is recorded as it happens
+
+
+@contextmanager
+def _held_interrupt() -> Iterator[None]:
+    """SIGINT held back (blocked, not lost) for the duration: it arrives afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _worker_start(journal: str) -> None:
+    global _JOURNAL
+    _JOURNAL = journal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it lets running groups finish
+
+
+def _journal(outcome: FileOutcome, profile: str) -> None:
+    """In a pool worker: record a file as written, at once (the worker may die next)."""
+    if _JOURNAL is None:
+        return
+    light = replace(outcome.result, original="", text="", planned={})
+    record = pickle.dumps(FileOutcome(outcome.path, light, True, profile))
+    with open(os.path.join(_JOURNAL, str(os.getpid())), "ab") as handle:
+        handle.write(len(record).to_bytes(8, "big") + record)
+
+
+def _read_journal(journal: str) -> dict[str, FileOutcome]:
+    written: dict[str, FileOutcome] = {}
+    for name in os.listdir(journal):
+        with open(os.path.join(journal, name), "rb") as handle:
+            data = handle.read()
+        at = 0
+        while at + 8 <= len(data):
+            size = int.from_bytes(data[at:at + 8], "big")
+            if at + 8 + size > len(data):
+                break  # the worker died while recording: that last record is incomplete
+            outcome = pickle.loads(data[at + 8:at + 8 + size])
+            written[outcome.path] = outcome
+            at += 8 + size
+    return written
+
+
+def _written(results: Any) -> list[str]:
+    return [o.path for group_outcomes in results for o in group_outcomes if o.written]
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _as_really(outcomes: list[FileOutcome], journal: dict[str, FileOutcome], before: dict[str, tuple[int, int] | None]) -> list[FileOutcome]:
+    """Outcomes of a group run again in this process after its worker died: a file that
+    worker had already written shows as unchanged now; report it as written."""
+    out = []
+    for o in outcomes:
+        if o.result.status is Status.UNCHANGED and o.path in journal:
+            o = journal[o.path]
+        elif o.result.status is Status.UNCHANGED and _identity(o.path) != before.get(o.path):
+            message = "written by a worker process that died before it could report the changes"
+            o = FileOutcome(o.path, replace(o.result, status=Status.CHANGED, message=message), True, o.profile)
+        out.append(o)
+    return out
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
+
+
+def _pooled(work: list[Any], jobs: int, paths: list[str]) -> list[list[FileOutcome]]:
+    """`_run_group` over `work` in `jobs` worker processes, each group reported as it ends.
+    A worker that dies (OOM killer, ...): the groups not reported yet run again in this
+    process, and what the dead worker wrote is reported as written. Ctrl-C: no new group
+    starts, the running ones finish (Ctrl-C again stops them at once), and `Interrupted`
+    says what was written."""
+    before = {p: _identity(p) for p in paths}
+    results: dict[int, list[FileOutcome]] = {}
+    journal = temp_dir("run")
+    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start, initargs=(journal,))
+    futures: dict[Any, int] = {}
+    try:
+        for index, w in enumerate(work):
+            futures[pool.submit(_run_group, w)] = index
+        try:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+        except BrokenProcessPool:
+            say("a worker process died; finishing its files in this process")
+            pool.shutdown(wait=True, cancel_futures=True)
+            recorded = _read_journal(journal)
+            for index, w in enumerate(work):
+                if index not in results:
+                    results[index] = _as_really(_run_group(w), recorded, before)
+    except KeyboardInterrupt as exc:
+        say("interrupted: finishing the files being written now, starting no others (Ctrl-C again stops at once)")
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        except KeyboardInterrupt:
+            _terminate(pool)
+        for future, index in futures.items():
+            if index not in results and future.done() and not future.cancelled() and future.exception() is None:
+                results[index] = future.result()
+        written = _written(results.values())
+        written += [p for p in _read_journal(journal) if p not in written]
+        written += [p for p in getattr(exc, "written", []) if p not in written]
+        raise Interrupted(written) from None
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        shutil.rmtree(journal, ignore_errors=True)
+    return [results[i] for i in range(len(work))]

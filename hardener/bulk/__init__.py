@@ -38,9 +38,18 @@ stderr; `--report FILE` receives a JSON report of all of them. Exit code 0 when 
 repository ended committed / unchanged / already done, 2 if any errored.
 
 harden never pushes, never fetches and never touches remotes: every git call runs with
-`protocol.allow=never`, Git LFS smudging off and submodule recursion off. Git hooks are
-not run for these internal checkouts and commits (`core.hooksPath=/dev/null`); the branch
-meets the repository's checks when it is pushed and reviewed. Pushing the branches and
+`protocol.allow=never` (and an empty GIT_ALLOW_PROTOCOL), Git LFS smudging off and
+submodule recursion off. Git hooks are not run for these internal checkouts and commits
+(`core.hooksPath=/dev/null`); the branch meets the repository's checks when it is pushed
+and reviewed. No command a repository's configuration names is run either: no system or
+global configuration, `core.fsmonitor`, pager, editor, signing, credential helpers and
+automatic gc off, and every filter / diff / merge / trailer driver the repository's
+configuration defines emptied by name (`git.safe_config`).
+
+A killed run leaves its temporary work tree (`harden-bulk-<pid>-*` in the temp directory)
+and perhaps a `.harden-bulk-XXXXXXXX.tmp` beside the state file: the next run removes them
+(only harden's own names, only once that process is gone / the file is older than a
+minute) and prunes the work tree's git entry (`git.prune_stale_worktrees`). Pushing the branches and
 opening pull requests is left to you. For fleets beyond one machine, use an existing
 bulk-change engine such as multi-gitter or git-xargs, which clone, branch, push and open
 the pull requests, and have it run `harden fix --recursive .` followed by

@@ -1,21 +1,59 @@
 """Git plumbing for `harden bulk`: one hardened way to call git, the checks a repository
 must pass before anything is done to it, and the temporary work tree the work happens in.
 
-Every git call runs with no network (`protocol.allow=never`), no hooks, no submodule
-recursion, no prompts and no Git LFS downloads, and with the variables that could point
-git at another repository removed from its environment.
+Every git call runs with no network (`protocol.allow=never` and an empty
+GIT_ALLOW_PROTOCOL, which a repository's `protocol.<name>.allow` cannot override), no
+hooks, no submodule recursion, no prompts, no pager and no Git LFS downloads, and never
+runs a command a repository's configuration names: no system or global configuration
+(GIT_CONFIG_NOSYSTEM, GIT_CONFIG_GLOBAL=/dev/null, GIT_ATTR_NOSYSTEM,
+core.attributesFile=/dev/null), fixed values for the keys that run commands
+(`core.fsmonitor`, `core.hooksPath`, `core.sshCommand`, `core.pager`, `core.askPass`,
+`core.editor`, `diff.external`, `uploadpack.packObjectsHook`, `credential.helper`,
+`gpg.program` with signing off, `log.showSignature`, automatic gc / maintenance off), and
+every driver the repository's configuration defines (`filter.<name>.clean / smudge /
+process`, `diff.<name>.command / textconv`, `merge.<name>.driver`, `trailer.<name>.cmd`,
+...) emptied by name: `-c` cannot unset a key, so each name found by `git config --list`
+is given an empty command (`safe_config`). The environment holds only PATH, HOME, the
+locale, TMPDIR and the GIT_AUTHOR_* / GIT_COMMITTER_* identity.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
-import tempfile
 from typing import Any, Optional
 
-# Every git call: no network, no hooks, no LFS downloads, no submodule checkouts, no prompts.
-GIT_CONFIG = ("-c", "protocol.allow=never", "-c", "core.hooksPath=/dev/null", "-c", "submodule.recurse=false", "-c", "core.quotepath=false")
+from ..files import is_temp_dir, temp_dir
+
+# Every git call: no network, no hooks, no LFS downloads, no submodule checkouts, no prompts,
+# no command from configuration.
+_FIXED = {
+    "protocol.allow": "never", "core.hooksPath": "/dev/null", "submodule.recurse": "false", "core.quotepath": "false",
+    "core.fsmonitor": "false", "core.useBuiltinFSMonitor": "false", "core.sshCommand": "", "core.pager": "",
+    "core.askPass": "", "core.editor": "", "sequence.editor": "", "core.attributesFile": "/dev/null",
+    "core.excludesFile": "/dev/null", "core.alternateRefsCommand": "", "core.gitProxy": "", "diff.external": "",
+    "uploadpack.packObjectsHook": "", "credential.helper": "", "commit.gpgSign": "false", "tag.gpgSign": "false",
+    "push.gpgSign": "false", "gpg.program": "", "gpg.ssh.program": "", "gpg.x509.program": "",
+    "gpg.ssh.defaultKeyCommand": "", "log.showSignature": "false", "gc.auto": "0", "maintenance.auto": "false",
+    "fetch.recurseSubmodules": "false", "lfs.fetchexclude": "*",
+}
+GIT_CONFIG = tuple(arg for key, value in _FIXED.items() for arg in ("-c", f"{key}={value}"))
+# Keys of named drivers / per-name settings that hold a command: emptied for every name a
+# repository's configuration defines.
+_NAMED_COMMANDS = re.compile(
+    r"^(filter\.(?P<f>.+)\.(clean|smudge|process)|diff\.(?P<d>.+)\.(command|textconv)|merge\.(?P<m>.+)\.driver"
+    r"|trailer\.(?P<t>.+)\.(cmd|command)|remote\.(?P<r>.+)\.(uploadpack|receivepack|vcs|proxy)"
+    r"|credential\.(?P<c>.+)\.helper|pager\.(?P<p>.+)|protocol\.(?P<pr>.+)\.allow|submodule\.(?P<s>.+)\.update"
+    r"|gpg\.(?P<g>.+)\.program)$",
+    re.IGNORECASE,
+)
+_SAFE_VALUE = {"protocol": "never", "filter": "", "pager": "false", "submodule": "none"}
+# What git gets of the environment: the rest (GIT_SSH_COMMAND, GIT_EXEC_PATH, GIT_CONFIG_*,
+# GIT_EXTERNAL_DIFF, SSH_*, credentials, ...) stays out.
+_ENV_KEPT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TZ", "TMPDIR", "EMAIL", "GIT_AUTHOR_NAME",
+             "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "GIT_COMMITTER_DATE")
 # Variables that would point git at another repository than the one passed with -C.
 _GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
                       "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_PREFIX", "GIT_CEILING_DIRECTORIES")
@@ -33,16 +71,42 @@ class RepoError(Exception):
 
 
 def git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
-    env.update(GIT_TERMINAL_PROMPT="0", GIT_LFS_SKIP_SMUDGE="1")
+    env = {k: v for k, v in os.environ.items() if k in _ENV_KEPT and k not in _GIT_LOCATION_VARS}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_LFS_SKIP_SMUDGE="1", GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull,
+               GIT_ATTR_NOSYSTEM="1", GIT_ALLOW_PROTOCOL="", GIT_PAGER="", PAGER="")
     return env
+
+
+_safe: dict[str, dict[str, str]] = {}
+
+
+def safe_config(cwd: str) -> dict[str, str]:
+    """Environment entries (GIT_CONFIG_COUNT / _KEY_n / _VALUE_n: any key, unlike `-c`)
+    that empty every command the configuration seen from `cwd` defines by name (filters,
+    diff / merge drivers, ...); read once per directory."""
+    key = os.path.realpath(cwd)
+    if key not in _safe:
+        proc = subprocess.run(["git", "--no-pager", *GIT_CONFIG, "-C", cwd, "config", "--list", "--includes", "-z"],
+                              capture_output=True, env=git_env())
+        pairs: dict[str, str] = {}
+        for entry in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if proc.returncode == 0 else []:
+            name = entry.split("\n", 1)[0]
+            if _NAMED_COMMANDS.match(name):
+                pairs[name] = _SAFE_VALUE.get(name.split(".", 1)[0].lower(), "")
+                if name.lower().startswith("filter."):
+                    pairs[name.rsplit(".", 1)[0] + ".required"] = "false"
+        env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+        for index, (name, value) in enumerate(pairs.items()):
+            env[f"GIT_CONFIG_KEY_{index}"], env[f"GIT_CONFIG_VALUE_{index}"] = name, value
+        _safe[key] = env
+    return _safe[key]
 
 
 def git(cwd: str, *args: str, check: bool = True, input: Optional[str] = None, config: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        ["git", *GIT_CONFIG, *config, "-C", cwd, *args],
+        ["git", "--no-pager", *GIT_CONFIG, *config, "-C", cwd, *args],
         input=input if input is not None else "",
-        capture_output=True, text=True, encoding="utf-8", errors="replace", env=git_env(),
+        capture_output=True, text=True, encoding="utf-8", errors="replace", env={**git_env(), **safe_config(cwd)},
     )
     if check and proc.returncode != 0:
         raise GitError(f"git {args[0]} failed: {last_line(proc.stderr or proc.stdout) or f'exit code {proc.returncode}'}")
@@ -74,6 +138,7 @@ def preflight(path: str) -> tuple[str, str]:
     top = os.path.realpath(out(path, "rev-parse", "--show-toplevel"))
     if top != os.path.realpath(path):
         raise RepoError(f"inside the git work tree {top}; pass the repository's top directory")
+    prune_stale_worktrees(top)
     head = git(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
     if head.returncode != 0:
         raise RepoError("no commits yet (HEAD does not point to a commit)")
@@ -87,6 +152,20 @@ def preflight(path: str) -> tuple[str, str]:
         shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
         raise RepoError(f"uncommitted changes to tracked files ({shown}); commit or stash them first")
     return top, head.stdout.strip()
+
+
+def prune_stale_worktrees(top: str) -> list[str]:
+    """Forget the temporary work trees of a killed harden run (their directories are gone:
+    `files.remove_stale_tempdirs`): unlock each (a kill during `worktree add` leaves it
+    locked), then `git worktree prune`. Returns their paths."""
+    listing = git(top, "worktree", "list", "--porcelain", check=False).stdout
+    stale = [line[len("worktree "):] for line in listing.splitlines() if line.startswith("worktree ")]
+    stale = [p for p in stale if is_temp_dir(os.path.dirname(p), "bulk") and not os.path.exists(p)]
+    for path in stale:
+        git(top, "worktree", "unlock", path, check=False)
+    if stale:
+        git(top, "worktree", "prune", check=False)
+    return stale
 
 
 def branch_tip(top: str, branch: str) -> Optional[str]:
@@ -110,7 +189,7 @@ class Worktree:
 
     def __init__(self, repo: str, commit: str):
         self.repo, self.commit = repo, commit
-        self.parent = tempfile.mkdtemp(prefix="harden-bulk-")
+        self.parent = temp_dir("bulk")
         self.path = os.path.join(self.parent, os.path.basename(repo) or "repo")
 
     def __enter__(self) -> str:

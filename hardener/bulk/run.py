@@ -11,11 +11,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from typing import Callable, Optional
 
-from .. import __version__
+from .. import __version__, oracle
+from ..files import remove_stale_tempdirs, remove_stale_temps
 from ..profile import Profile
 from .git import valid_branch_name
 from .migrate import migrate_and_stamp, worker_failed
-from .state import RepoRecord, RepoStatus, StateError, StateFile, write_json
+from .state import TEMP_NAME, RepoRecord, RepoStatus, StateError, StateFile, write_json
 
 Work = tuple[str, Optional[Profile], frozenset[str], str]
 
@@ -73,6 +74,10 @@ def run_bulk(repos: list[str], profile: Profile | None, skips: frozenset[str], b
         saved = StateFile(state)
     except StateError as exc:
         return _fail(str(exc))
+    # what a killed run left: temp work trees (their git entries are pruned per repository) and state temp files
+    for leftover in remove_stale_tempdirs() + remove_stale_temps([state], TEMP_NAME):
+        print(f"harden bulk: removed {leftover}, left by an interrupted run", file=sys.stderr)
+    oracle.announce()  # once, before any worker starts
     keys = list(dict.fromkeys(os.path.realpath(repo) for repo in repos))
     results: dict[str, tuple[RepoRecord, bool]] = {}
     todo: list[str] = []

