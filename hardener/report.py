@@ -277,8 +277,8 @@ def _annotation_value(text: str, is_property: bool) -> str:
 
 def github(rep: Report) -> str:
     """GitHub Actions workflow commands: `::error file=F,line=N,title=T::message` per
-    result; pending changes are warnings, risks errors or warnings by their level,
-    accepted risks notices."""
+    result; pending changes are warnings (changes `fix` wrote, notices), risks errors or
+    warnings by their level, accepted risks notices."""
     root = os.path.abspath(rep.root or os.getcwd())
 
     def where(path: str) -> str:
@@ -310,7 +310,10 @@ def github(rep: Report) -> str:
             for (service, control), changes in groups.items():
                 line = min((c.line for c in changes if c.line), default=None)
                 keys = "; ".join(c.describe() for c in changes)
-                out.append(command("warning", o.path, line, rules.CONTROL_PREFIX + control, f"{service}: {control} not applied; harden would set {keys}"))
+                if o.written:  # fix made it: said, not warned about
+                    out.append(command("notice", o.path, line, rules.CONTROL_PREFIX + control, f"{service}: {control} applied: harden set {keys}"))
+                else:
+                    out.append(command("warning", o.path, line, rules.CONTROL_PREFIX + control, f"{service}: {control} not applied; harden would set {keys}"))
         for risk in risks.get(o.path, []):
             f = risk.finding
             level = "notice" if risk.accepted else "error" if risk.rule.level == "error" else "warning"
