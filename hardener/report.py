@@ -93,7 +93,7 @@ class Report:
     fail_on: FailOn = FailOn.CHANGE
     root: Optional[str] = None  # paths in SARIF / GitHub annotations are relative to it (default: the working directory)
     command: str = ""
-    _risks: list[Risk] = field(default_factory=list, compare=False, repr=False)
+    _risks: list[Risk] = field(default_factory=list, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._risks.extend(Risk(o.path, f, accepted_reason(o.result, f)) for o in self.outcomes for f in o.result.findings)
