@@ -13,7 +13,9 @@ differs from the original's only in the hardening keys of each service.
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tempfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -88,7 +90,24 @@ def _strip_service(svc: dict[str, Any], base: dict[str, Any] | None, where: str,
     return out
 
 
+# The loader runs with a fresh, empty HOME per call (hardener/oracle.py), so `~/x` in a
+# bind mount comes back as <that home>/x: a different path in each of the two models.
+_ORACLE_HOME = re.compile(re.escape(tempfile.gettempdir()) + r"/harden-oracle-[^/]+/home(?=/|$)")
+
+
+def same_home(value: Any) -> Any:
+    """`value` with the loader's per-call home directory written as `~`."""
+    if isinstance(value, str):
+        return _ORACLE_HOME.sub("~", value)
+    if isinstance(value, dict):
+        return {k: same_home(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [same_home(v) for v in value]
+    return value
+
+
 def model_differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    before, after = same_home(before), same_home(after)
     diffs: list[str] = []
     if {k: v for k, v in before.items() if k != "services"} != {k: v for k, v in after.items() if k != "services"}:
         diffs.append("top level (networks / volumes / secrets / ...) changed")
