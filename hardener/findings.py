@@ -3,6 +3,8 @@
 A hardened-looking service that is also `privileged: true`, shares the host's network /
 PID / IPC namespace, mounts the Docker socket or turns seccomp / AppArmor off is not
 hardened; saying nothing while adding `cap_drop` beside it would mislead the reader.
+Configuration that relaxes the checklist for a service (a profile's skip, a capability a
+profile or `x-harden` adds) is reported too (`relaxed`), naming where it asked for it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ def scan(service: ServiceView, settings: Settings) -> list[Finding]:
     dangerous = sorted({cap_name(c) for c in as_list(data.get("cap_add")) if isinstance(c, str)} & settings.dangerous_caps)
     if dangerous:
         out.append(Finding("dangerous_cap", name, f"cap_add {', '.join(dangerous)}: kept, review whether it is needed", service.line_of("cap_add")))
+    for relaxation in settings.relaxed:
+        out.append(Finding("relaxed", name, f"configuration relaxes this service: {relaxation}", service.line))
+    for cap in settings.withheld:
+        out.append(Finding("dangerous_cap", name, f"the image's facts ask for capability {cap} (a program's file capability): "
+                           "dangerous and outside Docker's default set, so not added; add it with x-harden cap_add and acknowledge if the service needs it",
+                           service.line))
     for path in settings.unmounted_volumes:
         out.append(Finding("unmounted_volume", name, f"the image keeps its data in VOLUME {path} and the service mounts nothing there: "
                            "it lives in an anonymous volume that `docker compose down -v` deletes; mount a named volume", service.line))

@@ -3,7 +3,9 @@ the project (base before override), an `extends: {file: ...}` target.
 
 Compose merges these into the service; planning must see the merged service, or it adds
 what the base already holds (Compose then rejects duplicate `security_opt` items) and
-misses what an override loosens.
+misses what an override loosens. Compose's merge tags take part: a key written with
+`!reset` is removed from what the base holds, one written with `!override` replaces it
+(`data.RESET` / `data.Override` in the data of the later file, see `data.compose`).
 """
 
 from __future__ import annotations
@@ -20,15 +22,30 @@ _CONCAT = ("cap_add", "cap_drop", "security_opt", "tmpfs", "volumes", "dns", "po
 
 
 def merge(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
+    """`own` merged onto `base` as Compose merges a later file (or an `extends`ing
+    service) onto an earlier one; the result holds no merge-tag markers."""
+    out = clean(base)
     for key, value in own.items():
-        if key in _CONCAT and isinstance(out.get(key), list) and isinstance(value, list):
-            out[key] = [*out[key], *value]
+        if isinstance(value, data.Reset):
+            out.pop(key, None)
+        elif isinstance(value, data.Override):
+            out[key] = clean(value.value)
+        elif key in _CONCAT and isinstance(out.get(key), list) and isinstance(value, list):
+            out[key] = [*out[key], *clean(value)]
         elif isinstance(out.get(key), dict) and isinstance(value, dict):
             out[key] = merge(out[key], value)
         else:
-            out[key] = value
+            out[key] = clean(value)
     return out
+
+
+def clean(value: Any) -> Any:
+    """`value` as the file it comes from means it alone: no `RESET` / `Override` markers."""
+    if isinstance(value, dict):
+        return {k: clean(v.value if isinstance(v, data.Override) else v) for k, v in value.items() if not isinstance(v, data.Reset)}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
 
 
 def local_base(service: dict[str, Any]) -> str | None:
@@ -63,13 +80,13 @@ def file_order(services: list[Any], model: data.MapNode) -> list[Any]:
 
 def effective(name: Any, model: data.MapNode, depth: int = 0) -> dict[str, Any]:
     """A service's data with its same-file `extends` chain applied, as planned so far."""
-    resolved = data.resolve(model.lookup(name)[1])
-    if not isinstance(resolved, dict):
+    marked = data.compose(model.lookup(name)[1], marks=True)
+    if not isinstance(marked, dict):
         return {}
-    base = local_base(resolved)
+    base = local_base(clean(marked))
     if base is None or depth > 20 or not model.lookup(base)[0]:
-        return resolved
-    return merge(effective(base, model, depth + 1), resolved)
+        return clean(marked)
+    return merge(effective(base, model, depth + 1), marked)
 
 
 def weakening(name: str, own: dict[str, Any], line: int | None) -> list[Finding]:
@@ -90,11 +107,11 @@ def external_base(view: ServiceView, project: Project) -> dict[str, Any] | None:
     """Data this service gets from another file: an earlier file of the project, or an
     `extends: {file: ...}` target."""
     if view.name in project.merged:
-        return dict(project.merged[view.name])
+        return clean(dict(project.merged[view.name]))
     ext = view.data.get("extends")
     if isinstance(ext, dict) and isinstance(ext.get("file"), str):
         target = project.extends.get((ext["file"], str(ext.get("service", view.name))))
-        return dict(target) if isinstance(target, dict) else None
+        return clean(dict(target)) if isinstance(target, dict) else None
     return None
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-FINDINGS: tuple[str, ...] = ("privileged", "host_namespace", "docker_socket", "unconfined", "dangerous_cap", "weakened", "unmounted_volume")
+FINDINGS: tuple[str, ...] = ("privileged", "host_namespace", "docker_socket", "unconfined", "dangerous_cap", "weakened", "unmounted_volume",
+                             "relaxed")
 
 
 class Op(str, Enum):

@@ -5,6 +5,13 @@ A profile is built in (`profiles/*.yaml`) or a file (`--profile FILE`, or the ne
 layer is checked against the profile schema; errors name FILE:LINE:COL and the key.
 `sources` records which layer set each value, for `harden profiles show` and the report.
 What a service then gets (image knowledge, `x-harden`, `--skip`) is `settings.resolve`.
+
+A profile may relax the checklist only visibly: every relaxation (a control skipped, a
+capability added, root as the user, an executable tmpfs) is listed in `relaxations`,
+naming the file that asked for it, and reported on every service as a `relaxed` finding.
+A dangerous capability (`capabilities.dangerous`, never fewer than baseline's) is refused
+in `capabilities.add` unless the profile acknowledges it with a reason:
+`acknowledge: {SYS_ADMIN: "the backup agent mounts snapshots"}`.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from . import config_schemas
 from .config import ConfigError, data_dir, read_yaml
 from .images import TmpfsSpec
 from .settings import Settings, resolve
-from .values import memory_bytes
+from .values import cap_name, is_root_user, memory_bytes
 
 # Settings, resolve and memory_bytes are imported from here by the core, findings and verify.
 __all__ = ["PROJECT_PROFILE", "Profile", "Settings", "builtin_names", "load_profile", "memory_bytes",
@@ -45,6 +52,8 @@ class Profile:
     skip: frozenset[str]
     sources: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)  # every section, merged over the layers
+    acknowledged: Mapping[str, str] = field(default_factory=dict)  # dangerous capability -> the reason it is added
+    relaxations: tuple[str, ...] = ()  # what the profile relaxes, each naming the file that asked for it
 
 
 def builtin_names() -> list[str]:
@@ -70,7 +79,7 @@ def load_profile(ref: str = "baseline") -> Profile:
         tmpfs_size=tmpfs.get("size", "64m"),
         tmpfs=tuple(TmpfsSpec(**p) for p in tmpfs.get("paths", [])),
         cap_add=tuple(caps.get("add", [])),
-        dangerous_caps=frozenset(caps.get("dangerous", [])),
+        dangerous_caps=_dangerous(data),
         memory=str(res.get("memory", "256m")),
         cpus=float(res.get("cpus", 0.5)),
         pids=int(res.get("pids", 100)),
@@ -79,7 +88,66 @@ def load_profile(ref: str = "baseline") -> Profile:
         skip=frozenset(data.get("skip", [])),
         sources=sources,
         data=data,
+        acknowledged=_acknowledged(data),
+        relaxations=_relaxations(data, sources),
     )
+
+
+# --- relaxations ------------------------------------------------------------------------
+
+
+def named(source: str | None) -> str:
+    """A layer's source as a report names it."""
+    if not source:
+        return "the profile"
+    kind, _, where = source.partition(":")
+    return {"profile": f"built-in profile {where}", "file": f"profile file {where}"}.get(kind, source)
+
+
+@lru_cache(maxsize=1)
+def baseline_dangerous() -> frozenset[str]:
+    """The dangerous capabilities of the built-in baseline: no profile makes one harmless."""
+    text = data_dir().joinpath("baseline.yaml").read_text(encoding="utf-8")
+    caps = (read_yaml(text, "baseline", "profile").data or {}).get("capabilities", {})
+    return frozenset(cap_name(c) for c in caps.get("dangerous", []))
+
+
+def _dangerous(data: Mapping[str, Any]) -> frozenset[str]:
+    own = (data.get("capabilities") or {}).get("dangerous", [])
+    return baseline_dangerous() | frozenset(cap_name(c) for c in own)
+
+
+def _acknowledged(data: Mapping[str, Any]) -> dict[str, str]:
+    given = data.get("acknowledge") or {}
+    return {cap_name(k): v.strip() for k, v in given.items() if isinstance(v, str) and v.strip()}
+
+
+def _relaxations(data: Mapping[str, Any], sources: Mapping[str, str]) -> tuple[str, ...]:
+    out = [f"{c} skipped by {named(sources.get('skip'))} (skip)" for c in data.get("skip", [])]
+    dangerous, acknowledged = _dangerous(data), _acknowledged(data)
+    for cap in (data.get("capabilities") or {}).get("add", []):
+        name = cap_name(cap)
+        why = f"; dangerous, acknowledged: {acknowledged[name]}" if name in dangerous and name in acknowledged else ""
+        out.append(f"capability {name} added by {named(sources.get('capabilities.add'))} (capabilities.add{why})")
+    if is_root_user(data.get("user")):
+        out.append(f"runs as root: user {data['user']!r} from {named(sources.get('user'))}")
+    for spec in (data.get("tmpfs") or {}).get("paths", []):
+        if isinstance(spec, dict) and spec.get("exec"):
+            out.append(f"tmpfs {spec.get('path')} executable (exec: true) by {named(sources.get('tmpfs.paths'))}")
+    return tuple(out)
+
+
+def _refuse_unacknowledged(config: Any, layer: Mapping[str, Any], merged: Mapping[str, Any]) -> None:
+    """A dangerous capability this layer adds needs a reason in `acknowledge` (this layer's
+    or an earlier one's): else the profile is refused, at the capability."""
+    added = ((layer.get("capabilities") or {}).get("add")) or []
+    dangerous, acknowledged = _dangerous(merged), _acknowledged(merged)
+    for index, cap in enumerate(added):
+        name = cap_name(cap)
+        if name in dangerous and name not in acknowledged:
+            raise config.error(("capabilities", "add", index),
+                               f"{name} is a dangerous capability; the profile may add it only with the reason: "
+                               f"acknowledge: {{{name}: \"why every service needs it\"}}")
 
 
 def project_profile_ref(directory: str) -> str:
@@ -150,7 +218,9 @@ def _raw(ref: str, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str
     base: dict[str, Any] = {}
     if parent:
         base, sources = _raw(parent, (*seen, ref))
-    return _merge(base, {k: v for k, v in data.items() if k != "extends"}, source, sources), sources
+    merged = _merge(base, {k: v for k, v in data.items() if k != "extends"}, source, sources)
+    _refuse_unacknowledged(config, data, merged)
+    return merged, sources
 
 
 def _merge(base: dict[str, Any], top: dict[str, Any], source: str, sources: dict[str, str], prefix: str = "") -> dict[str, Any]:

@@ -5,6 +5,11 @@ image, `x-harden` in the service, command line `--skip`. `sources` records which
 set each value, for the report and `harden profiles show`. A control's own options
 that no typed field carries are in `profile` (the profile's sections) and `x_harden`
 (the service's checked block): a pass reads them there.
+
+No layer adds a dangerous capability quietly: `x-harden.cap_add` may name one only with
+the reason in `x-harden.acknowledge` (else the file is refused at that entry), and is then
+reported (`relaxed`) like every relaxation the profile makes; facts read from an image
+never add one outside Docker's default set (`withheld`, reported instead).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from . import config_schemas, image_evidence
 from .config import Config
 from .images import TmpfsSpec, builtin_entries, match_service_image
-from .values import memory_bytes
+from .values import cap_name, memory_bytes
 from .view import ServiceView
 
 if TYPE_CHECKING:
@@ -44,6 +49,8 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict)
     profile: Mapping[str, Any] = field(default_factory=dict)  # the profile's data, every section
     x_harden: Mapping[str, Any] = field(default_factory=dict)  # the service's x-harden, checked
+    relaxed: tuple[str, ...] = ()  # what configuration relaxes for this service, naming where it asked
+    withheld: tuple[str, ...] = ()  # dangerous capabilities the image's facts asked for, not added
 
 
 def evidence(settings: Settings, *keys: str) -> str:
@@ -70,6 +77,29 @@ def x_harden(view: ServiceView) -> dict[str, Any]:
     config.check(config_schemas.validator("x-harden"))
     skip = block.get("skip", [])
     return {**block, "skip": [skip] if isinstance(skip, str) else list(skip)}
+
+
+# Docker's default capability set: keeping one of these after `cap_drop: [ALL]` gives the
+# service nothing it did not have before hardening.
+DOCKER_DEFAULT_CAPS = frozenset({"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+                                 "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"})
+
+
+def _acknowledged_caps(view: ServiceView, block: Mapping[str, Any], dangerous: frozenset[str]) -> list[str]:
+    """`x-harden.cap_add` entries that are dangerous, each acknowledged with its reason in
+    `x-harden.acknowledge`; an entry without one refuses the file, at that entry."""
+    given = {cap_name(k): v.strip() for k, v in (block.get("acknowledge") or {}).items() if isinstance(v, str) and v.strip()}
+    out = []
+    for index, cap in enumerate(block.get("cap_add") or []):
+        name = cap_name(cap)
+        if name not in dangerous:
+            continue
+        if name not in given:
+            config = Config(block, where=f"service {view.name!r}", prefix=("x-harden",), located=view.config)
+            raise config.error(("cap_add", index), f"{name} is a dangerous capability; add it only with the reason: "
+                                                   f"x-harden: {{acknowledge: {{{name}: \"why this service needs it\"}}}}")
+        out.append(f"capability {name} added by x-harden in the file (dangerous, acknowledged: {given[name]})")
+    return out
 
 
 def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = frozenset(), facts: Any = None) -> Settings:
@@ -104,15 +134,19 @@ def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = froz
         if found.tmpfs:
             by_path = {spec.path: spec for spec in (*tmpfs, *found.tmpfs)}
             tmpfs, sources["tmpfs.paths"] = tuple(by_path.values()), f"facts:{found.evidence} {found.tmpfs_fact}"
-        if found.cap_add:
-            cap_add = tuple(dict.fromkeys((*cap_add, *found.cap_add)))
+        wanted = tuple(c for c in found.cap_add if cap_name(c) not in profile.dangerous_caps or cap_name(c) in DOCKER_DEFAULT_CAPS)
+        withheld = tuple(c for c in found.cap_add if c not in wanted)
+        if wanted:
+            cap_add = tuple(dict.fromkeys((*cap_add, *wanted)))
             sources["capabilities.add"] = f"facts:{found.evidence} {found.cap_fact}"
         for control, reason in found.skip.items():
             skip[control] = f"{reason} ({found.evidence})"
         tmpfs = tuple(spec for spec in tmpfs if not any(spec.path == v or spec.path.startswith(v + "/") for v in found.volumes))
     block = x_harden(view)
     extra: tuple[str, ...] = ()
+    relaxed = list(getattr(profile, "relaxations", ()))
     if block:
+        relaxed += _acknowledged_caps(view, block, profile.dangerous_caps)
         for control in block.get("skip", []):
             skip[control] = "skipped by x-harden in the file"
         if "user" in block:  # an explicit user in the file overrides an image skip
@@ -151,5 +185,7 @@ def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = froz
         sources=sources,
         profile=profile.data,
         x_harden=block,
+        relaxed=tuple(relaxed),
+        withheld=withheld if found is not None else (),
     )
 

@@ -28,6 +28,9 @@ duplicated; `CAP_` prefixes and case are ignored when comparing). `cap_add` entr
 only added together with `cap_drop: [ALL]` in the same run: an author's own `cap_drop:
 [ALL]` is not loosened. Skipped for `privileged: true` (it grants everything anyway; a
 finding says so). Dangerous `cap_add` entries are reported, not removed.
+A dangerous capability (profile `capabilities.dangerous`) is added only where the
+configuration that asks for it gives the reason (`acknowledge: {SYS_ADMIN: "..."}` in the
+profile, or in `x-harden`); it is then reported as a `relaxed` finding with that reason.
 Options: profile `capabilities.add`; `x-harden: {cap_add: [...]}`; `--skip capabilities`.
 """
 
@@ -46,8 +49,17 @@ REVIEW = True
 _NAMES = {"type": "array", "items": {"type": "string", "pattern": "^[A-Z_]+$"}}
 #: Schema of the profile section this pass reads (`profile.schema.json` gets it).
 PROFILE = {"capabilities": {"type": "object", "additionalProperties": False, "properties": {"add": _NAMES, "dangerous": _NAMES}}}
-#: Schema of the `x-harden` keys this pass reads (`x-harden.schema.json` gets it).
-X_HARDEN = {"cap_add": {"type": "array", "items": {"type": "string"}}}
+#: Schema of the `x-harden` keys this pass reads (`x-harden.schema.json` gets it). A dangerous
+#: capability in `cap_add` needs its reason in `acknowledge` (`settings.resolve` checks it).
+X_HARDEN = {
+    "cap_add": {"type": "array", "items": {"type": "string"}},
+    "acknowledge": {
+        "description": "Dangerous capabilities cap_add names on purpose, each with the reason: {SYS_ADMIN: \"mounts FUSE\"}.",
+        "type": "object",
+        "propertyNames": {"pattern": "^(CAP_|cap_)?[A-Za-z_]+$"},
+        "additionalProperties": {"type": "string", "pattern": "\\S", "errorMessage": "needs the reason the capability is added (a non-empty string)"},
+    },
+}
 
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:

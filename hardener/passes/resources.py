@@ -29,8 +29,16 @@ knowledge raises the memory floor where an image needs more (JVM images).
 What can break: a service that needs more memory is OOM-killed; a service that forks
 many workers hits the PID limit.
 
-Kept as written: any limit already set in either form (also `${VAR}`). A `deploy`
-inherited through `<<:` is never edited through the service: that service is skipped.
+Kept as written: any limit already set in either form (also `${VAR}`); one that means
+no limit (`pids_limit: 0` or `-1`, `mem_limit: 0`, `cpus: 0`) is kept and reported. A
+`deploy` inherited through `<<:` is never edited through the service: that service is
+skipped.
+
+Never a limit the engine refuses beside what the service sets: the memory limit is at
+least the memory reservation (`mem_reservation`, `deploy.resources.reservations.memory`),
+raised by `shm_size` where that is as large (what /dev/shm holds counts against it), at most `memswap_limit` (the engine
+refuses a memory limit above it); none where a reservation or `memswap_limit` is a
+variable, none below the engine's 6m; no `cpus` beside `cpu_quota` / `cpu_period`.
 Options: profile `resources.memory`, `.cpus`, `.pids`, `.form` (auto | short | deploy);
 `x-harden: {memory:, cpus:, pids:}`; `--skip resources`.
 """
@@ -39,10 +47,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 from ..model import Change, Op, Skip
 from ..declared import Declared, declared, memory_text
 from ..settings import Settings, evidence
-from ..values import memory_bytes
+from ..values import cpus as cpu_amount, is_variable, memory_bytes, pids as pid_limit
 from ..view import ServiceView
 
 ID = "resources"
@@ -104,9 +114,20 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
     out: list[Change | Skip] = []
     for name, (value, source, reason) in _wanted(settings, needs).items():
         if data.get(SHORT[name]) is not None or limits.get(name) is not None:
+            written = (SHORT[name], data.get(SHORT[name])) if data.get(SHORT[name]) is not None else (f"deploy.resources.limits.{name}", limits.get(name))
+            if _no_limit(name, written[1]):
+                out.append(Skip(ID, service.name, f"{written[0]}: {written[1]} means no {name} limit; kept as written", service.line_of(written[0].split(".")[0])))
             continue
         if name == "memory" and needs.unknown and source != "x-harden":
             out.append(Skip(ID, service.name, f"no memory limit: the service sizes itself through a variable ({', '.join(needs.unknown)})", service.line))
+            continue
+        if name == "memory":
+            value, source, reason, problem = _memory_bounds(data, value, source, reason, needs, form == "deploy")
+            if problem:
+                out.append(Skip(ID, service.name, f"no memory limit: {problem}", service.line))
+                continue
+        if name == "cpus" and (cpu_amount(value) or 0) < 0.01:
+            out.append(Skip(ID, service.name, f"no cpus limit: {value} is below the engine's minimum of 0.01", service.line))
             continue
         if name == "cpus" and needs.cpus_conflict and source != "x-harden":
             out.append(Skip(ID, service.name, f"no cpus limit: {needs.cpus_conflict}", service.line_of("cpu_quota")))
@@ -122,6 +143,59 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
         out.append(Change(ID, service.name, path, Op.SET, new, reason, line=service.line, evidence=source,
                           caveat="the service is killed / throttled beyond this" if name != "cpus" else None))
     return out
+
+
+MIB = 1024 * 1024
+_ENGINE_MIN_MEMORY = 6 * MIB  # the engine refuses a smaller memory limit
+
+
+def _no_limit(name: str, value: Any) -> bool:
+    """A limit written that the engine reads as none at all."""
+    if isinstance(value, str) and is_variable(value):
+        return False
+    if name == "pids":
+        amount = pid_limit(value)
+        return amount is not None and amount <= 0
+    if name == "memory":
+        return memory_bytes(value) == 0
+    return cpu_amount(value) == 0
+
+
+def _memory_bounds(data: Any, value: Any, source: str, reason: str, needs: Declared, deploy: bool) -> tuple[Any, str, str, str | None]:
+    """The memory limit kept within what the engine accepts beside the service's other
+    memory settings: (value, evidence, reason, why none can be written)."""
+    for key, raw in (("mem_reservation", data.get("mem_reservation")), ("memswap_limit", data.get("memswap_limit")),
+                     ("deploy.resources.reservations.memory", _reservation(data))):
+        if isinstance(raw, str) and is_variable(raw) and source != "x-harden":
+            return value, source, reason, f"{key} is set through a variable ({raw}); a limit below it is refused by the engine"
+    want = memory_bytes(value) or 0
+    written = (("mem_reservation", data.get("mem_reservation")), ("deploy.resources.reservations.memory", _reservation(data)))
+    reservations = [(memory_bytes(raw), key, raw) for key, raw in written if memory_bytes(raw)]
+    if reservations and max(reservations)[0] > want and source != "x-harden":
+        floor, key, raw = max(reservations)
+        value, want = memory_text(int(math.ceil(floor / MIB) * MIB), deploy), floor
+        source, reason = f"declared:{key} {raw}", f"memory limit at the service's {key} {raw} (the engine refuses less)"
+    shm = memory_bytes(data.get("shm_size")) if not is_variable(data.get("shm_size")) else None
+    if shm and shm >= want and source != "x-harden":  # what /dev/shm holds is charged to the memory limit
+        total = int(math.ceil((want + shm) / MIB) * MIB)
+        value, want = memory_text(total, deploy), total
+        source, reason = f"declared:shm_size {data.get('shm_size')}", f"memory limit: {data.get('shm_size')} of shm_size (charged to it) on top of the limit"
+    swap = memory_bytes(data.get("memswap_limit"))
+    if swap and want > swap:
+        if source == "x-harden" or (needs.memory or 0) > swap or any(r[0] > swap for r in reservations):
+            return value, source, reason, f"memswap_limit {data.get('memswap_limit')} is below the memory the service needs ({value}); the engine refuses a memory limit above memswap_limit"
+        value, want = memory_text(int(swap // MIB * MIB), deploy) if swap >= MIB else data.get("memswap_limit"), swap
+        source, reason = f"declared:memswap_limit {data.get('memswap_limit')}", "memory limit at memswap_limit (the engine refuses a memory limit above it)"
+    if 0 < want < _ENGINE_MIN_MEMORY:
+        return value, source, reason, f"{value} is below the engine's minimum memory limit of 6m"
+    return value, source, reason, None
+
+
+def _reservation(data: Any) -> Any:
+    deploy = data.get("deploy") if isinstance(data, dict) else None
+    resources = deploy.get("resources") if isinstance(deploy, dict) else None
+    reservations = resources.get("reservations") if isinstance(resources, dict) else None
+    return reservations.get("memory") if isinstance(reservations, dict) else None
 
 
 def _wanted(settings: Settings, needs: Declared) -> dict[str, tuple[Any, str, str]]:

@@ -5,6 +5,12 @@ round-trip tree: it appends keys and list items, never rewrites what is there, k
 style where the author used it, and moves the comment block that ruamel hangs on a
 service's last value (the next service's header comment) onto the new last key, so new
 keys land inside their service and above the comment that introduces the next one.
+
+A list or mapping written at the edited key as `*alias` is never extended or written
+into (that would change every other place that names its anchor): the key gets a new
+value, a copy with the additions (`data.apply` does the same on the plain model). One
+written there with its anchor (`&name`) and aliased elsewhere cannot be copied without
+moving the anchor: the planner leaves such changes out (`written_here`).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ def apply(services: CommentedMap, changes: Iterable[Change], unterminated: bool 
     for name, planned in by_service.items():
         service = services.get(name)
         if not isinstance(service, CommentedMap):
-            raise RefusedError(f"service {name!r} is not a mapping")
+            raise RefusedError(f"service {name!r} is not a mapping", *_at(services, name))
         flow = _is_flow(service)
         before = last[1] if last is not None and last[0] == name else None
         for change in planned:
@@ -78,20 +84,22 @@ def _set_path(node: CommentedMap, path: tuple[str, ...], value: Any, before: Any
     head, rest = path[0], path[1:]
     if not rest:
         if head in own_keys(node):
-            raise RefusedError(f"refusing to overwrite existing key {head!r}")
+            raise RefusedError(f"refusing to overwrite existing key {head!r}", *_at(node, head))
         append_key(node, head, value, before)
         return
     child = node.get(head) if head in own_keys(node) else None
+    if isinstance(child, CommentedMap) and not written_here(node, head):
+        child = node[head] = fresh(child)  # an alias: a copy of its target, the anchor untouched
     if child is None:
         if head in node:  # inherited through a merge key: never edit the anchor
-            raise RefusedError(f"refusing to edit {head!r} inherited through a merge key")
+            raise RefusedError(f"refusing to edit {head!r} inherited through a merge key", *_at(node))
         built: Any = value
         for key in reversed(rest):
             built = CommentedMap([(key, built)])
         append_key(node, head, built, before)
         return
     if not isinstance(child, CommentedMap):
-        raise RefusedError(f"cannot add {'.'.join(path)}: {head!r} is not a mapping")
+        raise RefusedError(f"cannot add {'.'.join(path)}: {head!r} is not a mapping", *_at(node, head))
     _set_path(child, rest, value)
 
 
@@ -101,6 +109,9 @@ def _add_items(service: CommentedMap, key: str, items: list[Any], before: Any = 
         if current is None:  # `cap_drop:` with no value
             service[key] = CommentedSeq(items)
             return
+        if isinstance(current, CommentedSeq) and not written_here(service, key):
+            service[key] = fresh(current, extra=items)  # an alias: a new list, the anchor untouched
+            return
         if isinstance(current, CommentedSeq):
             append_items(current, items)
             return
@@ -109,11 +120,53 @@ def _add_items(service: CommentedMap, key: str, items: list[Any], before: Any = 
             _copy_eol_comment(service, key, seq)
             service[key] = seq
             return
-        raise RefusedError(f"cannot add to {key!r}: it is neither a list nor a string")
+        raise RefusedError(f"cannot add to {key!r}: it is neither a list nor a string", *_at(service, key))
     inherited = service.get(key)
     inherited = [inherited] if isinstance(inherited, str) else list(inherited or [])
     seq = CommentedSeq([*inherited, *items])
     append_key(service, key, seq, before)
+
+
+def _at(mapping: Any, key: Any = None) -> tuple[int | None, int | None]:
+    """1-based (line, column) of `key` in `mapping` (of the mapping itself without a key),
+    within the document: the caller adds where the document starts in the file."""
+    try:
+        line, col = mapping.lc.key(key) if key is not None else (mapping.lc.line, mapping.lc.col)
+        return line + 1, col + 1
+    except (AttributeError, KeyError, TypeError):
+        return None, None
+
+
+def written_here(mapping: CommentedMap, key: Any) -> bool:
+    """False where the value of `key` is written as `*alias` (its node starts before the
+    key: an anchor is defined before every alias of it)."""
+    value = mapping.get(key)
+    try:
+        start = (value.lc.line, value.lc.col)
+        return start >= tuple(mapping.lc.key(key))
+    except (AttributeError, KeyError, TypeError):
+        return True
+
+
+def fresh(node: Any, extra: Iterable[Any] = ()) -> Any:
+    """A new collection equal to `node` (merge keys applied, `extra` appended to a list),
+    in its style and with its tag, sharing no collection with it. `node` keeps its
+    anchor written even where no alias of it is left."""
+    anchor = getattr(node, "anchor", None)
+    if getattr(anchor, "value", None):
+        node.yaml_set_anchor(anchor.value, always_dump=True)
+    if isinstance(node, CommentedMap):
+        out: Any = CommentedMap((k, fresh(v)) for k, v in node.items())
+    elif isinstance(node, CommentedSeq):
+        out = CommentedSeq([*(fresh(v) for v in node), *extra])
+    else:
+        return node
+    if _is_flow(node):
+        out.fa.set_flow_style()
+    tag = getattr(node, "tag", None)
+    if getattr(tag, "value", None):
+        out.yaml_set_ctag(tag)
+    return out
 
 
 def _copy_eol_comment(service: CommentedMap, key: str, seq: CommentedSeq) -> None:
@@ -149,8 +202,8 @@ def _is_flow(node: Any) -> bool:
 def _is_alias(node: Any, key: Any, value: Any) -> bool:
     """True where `value` is written as `*alias` here: its comments live at the anchor."""
     try:
-        here = node.lc.key(key)[0] if isinstance(node, CommentedMap) else node.lc.item(key)[0]
-        return value.lc.line < here
+        here = tuple(node.lc.key(key) if isinstance(node, CommentedMap) else node.lc.item(key))
+        return (value.lc.line, value.lc.col) < here
     except (AttributeError, KeyError, TypeError, IndexError):
         return False
 
@@ -266,3 +319,107 @@ def _put_rest(node: Any, key: Any, moved: str, slot: int = _COMMENT) -> None:
         existing.value = existing.value + moved
         return
     entry[slot] = CommentToken("\n" + moved, CommentMark(0), None)
+
+
+# --- a flow list the patcher cannot follow ------------------------------------------------
+
+
+def flow_append(text: str, service: CommentedMap, key: str, items: list[Any]) -> str | None:
+    """`text` (the document's) with `items` appended to the flow list of `key` in
+    `service`, written into the text right after its last item, or None where that list
+    is no own flow list of the service.
+
+    The patcher aligns the original with a dump of the tree, and a dump drops the comments
+    inside a flow collection: one the author wrote over several lines with a comment in
+    it cannot be aligned. Appending in the text keeps every byte the author wrote; the
+    caller re-reads the result, and the safety net checks what it loads to."""
+    if key not in own_keys(service) or not written_here(service, key):
+        return None
+    seq = service[key]
+    if not isinstance(seq, CommentedSeq) or not _is_flow(seq):
+        return None
+    lines = text.split("\n")
+    try:
+        start = sum(len(line) + 1 for line in lines[:seq.lc.line]) + seq.lc.col
+    except (AttributeError, TypeError):
+        return None
+    if text[start:start + 1] != "[":
+        return None
+    end = _flow_end(text, start)
+    if end is None:
+        return None
+    last, at = _last_significant(text, start, end)
+    rendered = ", ".join(_flow_item(v) for v in items)
+    if last in ("[", ","):
+        insert = (" " if last == "," else "") + rendered
+    else:
+        insert = ", " + rendered
+    return text[:at] + insert + text[at:]
+
+
+def _flow_end(text: str, start: int) -> int | None:
+    """Index of the `]` that closes the flow list opened at `start`."""
+    depth, i, n, prev = 0, start, len(text), "["
+    while i < n:
+        ch = text[i]
+        if ch in "\"'" and prev in "[{,:":  # a quote opens a scalar only where one starts
+            i = _closing_quote(text, i)
+        elif ch == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth == 0:
+                return i
+        if not ch.isspace():
+            prev = ch
+        i += 1
+    return None
+
+
+def _closing_quote(text: str, i: int) -> int:
+    """Index of the quote that closes the quoted scalar opened at `i` (`\\"` escapes in
+    double quotes, `''` in single quotes)."""
+    quote, n = text[i], len(text)
+    i += 1
+    while i < n:
+        if quote == '"' and text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == quote:
+            if quote == "'" and text[i + 1:i + 2] == "'":
+                i += 2
+                continue
+            return i
+        i += 1
+    return n
+
+
+def _last_significant(text: str, start: int, end: int) -> tuple[str, int]:
+    """The last character of the list's content before its `]` that is neither a blank nor
+    in a comment, and the index just after it."""
+    last, at = "[", start + 1
+    i = start + 1
+    while i < end:
+        ch = text[i]
+        if ch == "#" and text[i - 1] in " \t\n":
+            while i < end and text[i] != "\n":
+                i += 1
+            continue
+        if ch in "\"'" and last in "[{,:":
+            i = _closing_quote(text, i)
+            last, at = ch, i + 1
+        elif not ch.isspace():
+            last, at = ch, i + 1
+        i += 1
+    return last, at
+
+
+def _flow_item(value: Any) -> str:
+    text = str(value)
+    if text and all(c.isalnum() or c in "_-./=" for c in text) and text[0] not in "-.":
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
