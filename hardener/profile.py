@@ -198,9 +198,14 @@ def _raw(ref: str, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str
         text, source = file.read_text(encoding="utf-8"), f"profile:{ref}"
     elif path.suffix in (".yaml", ".yml") or path.exists():
         file = path
+        from .files import read_bytes  # a regular file, bounded: never a FIFO, /dev/zero or a device
+        from .model import HardenError
+
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_bytes(ref).decode("utf-8")
+        except HardenError as exc:
+            raise ConfigError(f"profile {ref}: cannot read: {exc.message}") from None
+        except UnicodeDecodeError as exc:
             raise ConfigError(f"profile {ref}: cannot read: {exc}") from None
         source = f"file:{ref}"
     else:
