@@ -237,7 +237,10 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
         settings = resolve(profile, view, skip, project.images.get(image) if isinstance(image, str) else None)
         if settings.image:
             plan.matches.append((view.name, settings.image))
-        plan.findings += [replace(f, document=doc.index) for f in findings.scan(view, settings)]
+        # a risk the files before this one already hold is theirs: reported against them, not again here
+        inherited = inherit.clean(project.merged.get(view.name)) if base is not None else None
+        known = {(f.kind, f.message) for f in findings.scan(replace(view, data=inherited), settings)} if isinstance(inherited, dict) else set()
+        plan.findings += [replace(f, document=doc.index) for f in findings.scan(view, settings) if (f.kind, f.message) not in known]
         for hardening in PASSES:
             reason = settings.skip.get(hardening.ID) or _signal(view, hardening.ID)
             if reason:

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import config_schemas
+from . import config_schemas, tool_config
 from .config import ConfigError, data_dir, read_yaml
 from .images import TmpfsSpec
 from .settings import Settings, resolve
@@ -160,6 +160,8 @@ def project_profile_ref(directory: str) -> str:
         try:
             if candidate.is_file():
                 return str(candidate)
+            if tool_config.has_table(folder / tool_config.PYPROJECT):  # [tool.harden], where there is no .harden.yaml
+                return str(folder / tool_config.PYPROJECT)
             if (folder / ".git").exists():
                 break
         except OSError:  # a folder we may not look into (its Compose files are refused when read)
@@ -212,7 +214,7 @@ def _raw(ref: str, seen: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str
         hints = difflib.get_close_matches(ref, builtins, n=1)
         hint = f" (did you mean {hints[0]!r}?)" if hints else ""
         raise ConfigError(f"unknown profile {ref!r}{hint}; built-in: {', '.join(builtins)}")
-    config = read_yaml(text, str(file), "profile")
+    config = tool_config.read_table(text, str(file)) if tool_config.is_pyproject(ref) else read_yaml(text, str(file), "profile")
     config.check(config_schemas.validator("profile"))
     data = config.data
     sources: dict[str, str] = {}
