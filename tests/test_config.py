@@ -7,6 +7,8 @@ misspelt key or control id. The controls come from the pass registry alone.
 
 from __future__ import annotations
 
+import json
+
 import types
 from pathlib import Path
 
@@ -46,7 +48,8 @@ def test_x_harden_bad_pids_is_one_error_line_with_its_position():
     result = run("fix", "-", stdin=x_harden("pids: lots"))
     assert result.exit_code == 2, result.output
     assert errors(result) == ["-:5:13: error: service 'a': x-harden.pids: must be an integer, got 'lots'"]
-    assert "Traceback" not in result.output and result.stdout == ""
+    assert "Traceback" not in result.output
+    assert result.stdout == x_harden("pids: lots")  # echoed unchanged: a pipe never loses the file
 
 
 @pytest.mark.parametrize(
@@ -67,7 +70,7 @@ def test_x_harden_values_of_the_wrong_kind_are_bad_configuration(block: str, lin
     assert result.exit_code == 2, result.output
     (error,) = errors(result)
     assert error.startswith(f"-:{line}:{col}: error: service 'a': x-harden.{key}: "), error
-    assert written not in result.stdout
+    assert result.stdout == x_harden(block)  # echoed unchanged, nothing written from the bad value
 
 
 def test_x_harden_unknown_key_and_control_suggest_the_right_one():
@@ -176,7 +179,9 @@ def test_every_pass_declares_its_own_keys():
     for module in PASSES:
         assert set(getattr(module, "PROFILE", {})) <= profile_keys
         assert set(getattr(module, "X_HARDEN", {})) <= x_harden_keys
-    assert x_harden_keys == {"skip", "user", "tmpfs", "cap_add", "memory", "cpus", "pids"}
+    common = set(json.loads((Path(__file__).resolve().parents[1] / "profiles" / "x-harden.schema.json").read_text())["properties"])
+    assert x_harden_keys == common | {key for module in PASSES for key in getattr(module, "X_HARDEN", {})}
+    assert {"user", "tmpfs", "cap_add", "memory", "cpus", "pids"} <= x_harden_keys - common  # each from its pass
     assert config_schemas.schema("images")["$defs"]["capability"]["enum"] == list(CAPABILITIES)
 
 
