@@ -24,7 +24,7 @@ from hardener.files import discover
 from hardener.output import plural, use_colour
 
 ROOT = Path(__file__).resolve().parents[1]
-PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+PYTHON = sys.executable  # the interpreter running the tests: its bin/ has harden and pre-commit
 PLAIN = "services:\n  app:\n    image: example/app:1.0\n"
 FAST = ("--no-compose-check", "--no-image-facts")
 runner = CliRunner()
@@ -35,7 +35,8 @@ def run(*args: str, stdin: str | bytes | None = None, env: dict[str, str] | None
 
 
 def harden(*args: str, cwd: Path | str = ROOT, env: dict[str, str] | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([PYTHON, "-m", "hardener", *args], cwd=cwd, capture_output=True, env={**os.environ, **(env or {})}, input=stdin)
+    return subprocess.run([PYTHON, "-m", "hardener", *args], cwd=cwd, capture_output=True, input=stdin,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
 
 
 def git(repo: Path, *args: str) -> str:
@@ -338,12 +339,12 @@ def test_missing_engine_extra_is_said_once_on_stderr(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if k not in ("HARDEN_COMPOSE", "HARDEN_COMPOSE_FROM_PATH")}
     for args, stdin in ((["check", "--no-image-facts", "--jobs", "1", str(tmp_path / "a"), str(tmp_path / "b")], None),
                         (["fix", "--no-image-facts", "-"], PLAIN.encode())):
-        proc = subprocess.run([PYTHON, "-c", blocked, *args], capture_output=True, env=env, input=stdin, cwd=tmp_path)
+        proc = subprocess.run([PYTHON, "-c", blocked, *args], capture_output=True, env={**env, "PYTHONPATH": str(ROOT)}, input=stdin, cwd=tmp_path)
         said = [line for line in proc.stderr.decode().splitlines() if "Compose loader check not available" in line]
         assert len(said) == 1, proc.stderr.decode()
         assert proc.returncode in (0, 1)
     quiet = subprocess.run([PYTHON, "-c", blocked, "check", "--no-compose-check", "--no-image-facts", str(tmp_path / "a")],
-                           capture_output=True, env=env, cwd=tmp_path)
+                           capture_output=True, env={**env, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
     assert b"not available" not in quiet.stderr  # --no-compose-check: nothing to say
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,8 +174,8 @@ def test_sarif_paths_are_relative_to_srcroot(project: Path):
 
 
 def _fingerprints(directory: Path) -> dict[tuple[str, str], str]:
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "hardener", "check", *FAST, "--output-format", "sarif", "."],
-                            cwd=directory, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "hardener", "check", *FAST, "--output-format", "sarif", "."],
+                            cwd=directory, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     log = valid_sarif(result.stdout)
     return {(r["properties"].get("service", ""), r["ruleId"]): r["partialFingerprints"]["harden/v1"] for r in log["runs"][0]["results"]}
 
