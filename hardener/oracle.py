@@ -56,7 +56,7 @@ class Loaded:
     ran: bool = True  # False: no verdict (not installed, timed out, crashed, remote include)
 
 
-UNAVAILABLE = "Docker Compose v2 binary not installed (pip install 'harden[engine]')"
+UNAVAILABLE = "Docker Compose v2 binary not installed (pip install 'harden-compose[engine]')"
 _announced = False
 
 

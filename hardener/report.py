@@ -401,7 +401,7 @@ def write_report(path: str, content: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
-        os.chmod(temp, 0o644 & ~_umask())
+            os.fchmod(handle.fileno(), 0o644 & ~_umask())  # by descriptor: the path may have been swapped
         os.replace(temp, path)
     except OSError as exc:
         try:

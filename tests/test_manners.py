@@ -375,6 +375,7 @@ def wheelhouse(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.packaging
 def test_wheel_carries_license_metadata_and_py_typed(wheelhouse: Path):
     (wheel,) = wheelhouse.glob("harden_compose-*.whl")
     with zipfile.ZipFile(wheel) as archive:
@@ -399,6 +400,7 @@ def _expand(value: str, context: dict[str, str]) -> str:
     return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: context[m.group(1)], value)
 
 
+@pytest.mark.packaging
 def test_action_shell_steps_install_check_and_leave_sarif(tmp_path: Path, wheelhouse: Path):
     """The composite Action's bash steps, run here as the runner would: install (from the
     action's own copy), `harden check` writing SARIF, the outputs, and the final verdict."""
@@ -510,6 +512,7 @@ def test_dockerfile_builds_and_runs(tmp_path: Path, wheelhouse: Path):
 # --- pre-commit -----------------------------------------------------------------------------------
 
 
+@pytest.mark.packaging
 def test_pre_commit_try_repo_runs_both_hooks(tmp_path: Path, wheelhouse: Path):
     pre_commit = Path(PYTHON).parent / "pre-commit"
     if not pre_commit.exists():
