@@ -1,16 +1,30 @@
-"""Speed and memory against a peer, measured in the same run on the same files.
+"""Speed and memory against a peer (compose-lint), measured in the same run on the same files.
 
-Copies the corpus twice into a temp dir, then times one process of `harden fix` (with and
-without the Compose loader check) and one of `compose-lint fix --apply` over all files,
-reading wall time and peak RSS of each child. Prints the ratios; asserts nothing.
+Every figure is a ratio to compose-lint doing the same job in the same run, the two
+alternating round by round, the median of the rounds (the machine is shared: absolute
+numbers are noisy, ratios less so). harden runs with its defaults (every check on: the
+safety net, the compose-spec schema and the Docker Compose loader check). Wall time and
+the peak RSS of the largest process of each run (the command or anything it started) are
+read by a fresh wrapper process per run. Prints the figures; asserts nothing.
 
-    python tests/bench/speed.py
+1. start-up: `--help` and `--version`;
+2. one small file end to end (interpreter start included): `harden check F` vs
+   `compose-lint F`, and `harden fix --diff F` vs `compose-lint fix F`;
+3. the corpus (../shared/corpus/files, each file its own stack): `harden fix --diff` in one
+   process (`--jobs 1`) and with the default parallelism, vs `compose-lint fix` (dry run,
+   one process);
+4. big files (tests/bench/big.py): 5,000 services, ~10 MB;
+5. many files: the corpus copied until there are `--files` files (20,000), peak memory.
+
+    python tests/bench/speed.py [--rounds 3] [--files 20000] [--skip big,many]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -20,48 +34,116 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT.parent / "shared" / "corpus" / "files"
 BIN = Path(sys.executable).parent
+HARDEN = str(BIN / "harden")
+LINT = str(BIN / "compose-lint")
+LINT_FIX = [LINT, "fix", "--no-merge-overrides", "--no-env"]
+SMALL = ROOT / "fixtures" / "example" / "compose.yaml"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import big  # noqa: E402  (tests/bench/big.py)
+
+PROBE = (
+    "import resource,subprocess,sys,time\n"
+    "t = time.perf_counter()\n"
+    "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
 
 
 def measure(args: list[str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process."""
-    # A fresh wrapper process per run, so each peak belongs to that run alone.
-    probe = "import resource,subprocess,sys; subprocess.run(sys.argv[1:], capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", probe, *args], cwd=cwd, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - start
-    return wall, int(out.stdout.strip() or 0) / 1024
+    """Wall seconds (from the start of the command) and peak RSS in MB of one run."""
+    out = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, capture_output=True, text=True)
+    wall, rss = out.stdout.split()
+    return float(wall), int(rss) / 1024
 
 
-def copy(target: Path) -> list[str]:
-    target.mkdir()
+def compare(title: str, runs: dict[str, list[str]], cwd: Path, rounds: int, goal: str = "") -> dict[str, tuple[float, float]]:
+    """Run each command `rounds` times, alternating; print medians and ratios to the last
+    command (the peer)."""
+    walls: dict[str, list[float]] = {label: [] for label in runs}
+    peaks: dict[str, list[float]] = {label: [] for label in runs}
+    for r in range(rounds):
+        order = list(runs) if r % 2 == 0 else list(reversed(runs))
+        for label in order:
+            wall, rss = measure(runs[label], cwd)
+            walls[label].append(wall)
+            peaks[label].append(rss)
+    medians = {label: (statistics.median(walls[label]), statistics.median(peaks[label])) for label in runs}
+    peer = list(runs)[-1]
+    print(f"\n{title}{f'  (goal: {goal})' if goal else ''}")
+    for label, (wall, rss) in medians.items():
+        ratio = "" if label == peer else f"  time ×{wall / medians[peer][0]:.2f}  memory ×{rss / medians[peer][1]:.2f}"
+        print(f"  {label:44} {wall:8.2f} s  peak {rss:6.0f} MB{ratio}", flush=True)
+    return medians
+
+
+def copy_corpus(target: Path, count: int | None = None) -> list[str]:
+    """The corpus files as separate stacks (`<name>.compose.yaml`); with `count`, repeated
+    up to that many files, named by number (the peer takes them all as arguments)."""
+    target.mkdir(parents=True)
+    sources = sorted(CORPUS.iterdir())
     names = []
-    for path in sorted(CORPUS.iterdir()):
-        name = f"{path.stem.replace('.', '_')}.compose.yaml"  # discoverable, one stack each
+    for n in range(count or len(sources)):
+        path = sources[n % len(sources)]
+        name = f"{n:05d}.compose.yaml" if count else f"{path.stem.replace('.', '_')}.compose.yaml"
         shutil.copyfile(path, target / name)
         names.append(name)
     return names
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="rounds for start-up, one file and the corpus")
+    parser.add_argument("--files", type=int, default=20_000, help="files for the memory run")
+    parser.add_argument("--skip", default="", help="comma-separated: startup,one,corpus,big,many")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {
-            "harden fix (schema + safety net)": [sys.executable, "-m", "hardener", "fix", "--no-compose-check", "."],
-            "harden fix (+ Compose loader check)": [sys.executable, "-m", "hardener", "fix", "."],
-            "compose-lint fix --apply": [str(BIN / "compose-lint"), "fix", "--apply", "--no-merge-overrides", "--no-env"],
-        }
-        results = {}
-        for index, (label, args) in enumerate(runs.items()):
-            work = Path(tmp, str(index))
-            names = copy(work)
-            if "compose-lint" in label:
-                args = [*args, *names]
-            results[label] = measure(args, work)
-            print(f"{label:40} {results[label][0]:7.1f} s  peak {results[label][1]:6.0f} MB  ({len(names)} files)")
-        peer = results["compose-lint fix --apply"]
-        for label, (wall, rss) in results.items():
-            if label != "compose-lint fix --apply":
-                print(f"{label:40} time ×{wall / peer[0]:.2f}  memory ×{rss / peer[1]:.2f} vs compose-lint")
+        work = Path(tmp)
+        if "startup" not in skip:
+            compare("--help", {"harden --help": [HARDEN, "--help"], "compose-lint --help": [LINT, "--help"]},
+                    work, args.rounds * 3, "under 0.3 s")
+            compare("--version", {"harden --version": [HARDEN, "--version"], "compose-lint --version": [LINT, "--version"]},
+                    work, args.rounds * 3, "under 0.3 s")
+        if "one" not in skip:
+            one = work / "one"
+            one.mkdir()
+            shutil.copyfile(SMALL, one / "compose.yaml")
+            compare(f"one file end to end ({SMALL.relative_to(ROOT)})",
+                    {"harden check compose.yaml": [HARDEN, "check", "compose.yaml"], "compose-lint compose.yaml": [LINT, "compose.yaml"]},
+                    one, args.rounds * 3, "≤ 1.0×")
+            compare("one file, the diff",
+                    {"harden fix --diff compose.yaml": [HARDEN, "fix", "--diff", "compose.yaml"],
+                     "compose-lint fix compose.yaml": [*LINT_FIX, "compose.yaml"]},
+                    one, args.rounds * 3, "≤ 1.0×")
+        if "corpus" not in skip:
+            corpus = work / "corpus"
+            names = copy_corpus(corpus)
+            compare(f"corpus: {len(names)} files, fix --diff",
+                    {"harden fix --diff --jobs 1 (one process)": [HARDEN, "fix", "--diff", "--jobs", "1", "."],
+                     f"harden fix --diff (--jobs 0: {os.cpu_count()} workers)": [HARDEN, "fix", "--diff", "."],
+                     "compose-lint fix (one process)": [*LINT_FIX, *names]},
+                    corpus, args.rounds, "≤ 0.5×")
+            shutil.rmtree(corpus)
+        if "big" not in skip:
+            for label, kwargs in (("5,000 services", {"services": 5000}), ("~10 MB", {"size": 10_000_000})):
+                folder = work / ("big-" + label.strip("~ ").replace(",", "").replace(" ", "-"))
+                folder.mkdir()
+                services, size = big.generate(folder / "compose.yaml", **kwargs)
+                compare(f"big file: {label} ({services:,} services, {size / 1e6:.1f} MB), fix --diff",
+                        {"harden fix --diff": [HARDEN, "fix", "--diff", "compose.yaml"],
+                         "compose-lint fix": [*LINT_FIX, "compose.yaml"]},
+                        folder, 1, "a few seconds")
+                shutil.rmtree(folder)
+        if "many" not in skip:
+            many = work / "many"
+            names = copy_corpus(many, args.files)
+            started = time.perf_counter()
+            compare(f"many files: {len(names):,} files, fix --diff",
+                    {"harden fix --diff (default parallelism)": [HARDEN, "fix", "--diff", "."],
+                     "compose-lint fix (one process)": [*LINT_FIX, *names]},
+                    many, 1, "peak memory < 150 MB")
+            print(f"  ({time.perf_counter() - started:.0f} s for this part)")
 
 
 if __name__ == "__main__":
