@@ -26,15 +26,15 @@ from difflib import SequenceMatcher
 
 from ..model import HardenError, RefusedError
 
-_SPACES = re.compile(r"\s+")
-_PUNCT = re.compile(r"\s*([\[\]{},:])\s*")
+_PUNCT = re.compile(r"\s+(?=[\[\]{},:])|(?<=[\[\]{},:])\s+")  # blanks next to flow punctuation
 _QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
 _MAX_LOGICAL = 500  # lines one flow collection may span before we stop joining
 _EXACT = 2_000  # lines (both sides together) aligned by SequenceMatcher as one piece
 
 
 def _fuzzy(line: str) -> str:
-    return _PUNCT.sub(r"\1", _SPACES.sub(" ", line.strip()))
+    """The line without its indentation, blank runs made one space, none next to `[]{},:`."""
+    return _PUNCT.sub("", " ".join(line.split()))
 
 
 def _indent(line: str) -> int:
@@ -48,6 +48,8 @@ def _is_item(line: str) -> bool:
 
 def _depth(line: str) -> int:
     """Open minus closed flow brackets on a line, outside quotes and comments."""
+    if "[" not in line and "{" not in line and "]" not in line and "}" not in line:
+        return 0
     text = _QUOTED.sub("", line)
     text = text.split(" #", 1)[0] if not text.lstrip().startswith("#") else ""
     return text.count("[") + text.count("{") - text.count("]") - text.count("}")
