@@ -234,7 +234,8 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
             effective = inherit.effective(name, model)
             view = replace(view, data=effective, extended=frozenset(effective) - frozenset(view.data))
         image = view.data.get("image")
-        settings = resolve(profile, view, skip, project.images.get(image) if isinstance(image, str) else None)
+        settings = resolve(profile, view, skip, project.images.get(image) if isinstance(image, str) else None,
+                           project.observed.get(view.name))
         if settings.image:
             plan.matches.append((view.name, settings.image))
         # a risk the files before this one already hold is theirs: reported against them, not again here

@@ -116,12 +116,14 @@ class Project:
 
     `merged`: services defined in the files Compose merges before this one (base before
     override), as they will be once hardened. `extends`: (file as written, service) ->
-    data of a service in another file that a service here `extends`.
+    data of a service in another file that a service here `extends`. `observed`: service ->
+    what runs of the stack showed about it (`harden tune`), the `observed:` evidence.
     """
 
     merged: Mapping[str, Any] = field(default_factory=dict)
     extends: Mapping[tuple[str, str], Any] = field(default_factory=dict)
     images: Mapping[str, Any] = field(default_factory=dict)  # `image:` as written -> facts read from it
+    observed: Mapping[str, Any] = field(default_factory=dict)  # service -> what runs showed (`hardener.observed.Observed`)
 
 
 class HardenError(Exception):

@@ -1,8 +1,9 @@
 """What one service gets: its `Settings`, resolved from every layer.
 
 Layers, lowest first: the profile, the image knowledge entry matched for the service's
-image, `x-harden` in the service, command line `--skip`. `sources` records which layer
-set each value, for the report and `harden profiles show`. A control's own options
+image (or, where none matched, the facts read from the image), what a run of the stack
+showed (`observed`, from `harden tune`), `x-harden` in the service, command line `--skip`.
+`sources` records which layer set each value, for the report and `harden profiles show`. A control's own options
 that no typed field carries are in `profile` (the profile's sections) and `x_harden`
 (the service's checked block): a pass reads them there.
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from . import config_schemas, image_evidence
+from .observed import Values as ObservedValues, apply as apply_observed
 from .config import Config
 from .images import TmpfsSpec, builtin_entries, match_service_image
 from .values import cap_name, memory_bytes
@@ -102,8 +104,10 @@ def _acknowledged_caps(view: ServiceView, block: Mapping[str, Any], dangerous: f
     return out
 
 
-def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = frozenset(), facts: Any = None) -> Settings:
-    """`facts`: what was read from the service's image (`hardener.facts.ImageFacts`), if anything."""
+def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = frozenset(), facts: Any = None,
+            observed: Any = None) -> Settings:
+    """`facts`: what was read from the service's image (`hardener.facts.ImageFacts`), if anything;
+    `observed`: what runs of the stack showed about the service (`hardener.observed.Observed`)."""
     sources = dict(profile.sources)
     skip: dict[str, str] = {c: f"skipped by profile {profile.name}" for c in profile.skip}
     user, tmpfs, cap_add = profile.user, profile.tmpfs, profile.cap_add
@@ -142,6 +146,9 @@ def resolve(profile: Profile, view: ServiceView, cli_skip: frozenset[str] = froz
         for control, reason in found.skip.items():
             skip[control] = f"{reason} ({found.evidence})"
         tmpfs = tuple(spec for spec in tmpfs if not any(spec.path == v or spec.path.startswith(v + "/") for v in found.volumes))
+    if observed is not None:  # what a run showed: below the image's facts, above declared needs and the profile
+        seen = apply_observed(observed, ObservedValues(user, tmpfs, cap_add, memory, pids, sources, skip))
+        user, tmpfs, cap_add, memory, pids = seen.user, seen.tmpfs, seen.cap_add, seen.memory, seen.pids
     block = x_harden(view)
     extra: tuple[str, ...] = ()
     relaxed = list(getattr(profile, "relaxations", ()))
