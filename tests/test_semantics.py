@@ -8,7 +8,7 @@ import pytest
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from hardener import core, oracle, safety
+from hardener import findings, oracle, safety
 from hardener.cli import app
 from hardener.core import harden_text
 from hardener.model import Failure, Status
@@ -163,7 +163,7 @@ def test_limits_the_engine_would_refuse_are_not_written():
 def test_internal_error_is_one_result_not_a_traceback(monkeypatch):
     def boom(*args, **kwargs):
         raise ZeroDivisionError("planted")
-    monkeypatch.setattr(core.findings, "scan", boom)
+    monkeypatch.setattr(findings, "scan", boom)
     result = harden("services:\n  a:\n    image: x\n")
     assert result.status is Status.ERROR and result.failure is Failure.INTERNAL
     assert "ZeroDivisionError: planted" in result.message
