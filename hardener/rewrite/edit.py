@@ -321,5 +321,5 @@ def _put_rest(node: Any, key: Any, moved: str, slot: int = _COMMENT) -> None:
     entry[slot] = CommentToken("\n" + moved, CommentMark(0), None)
 
 
-# Defined in flowtext.py; imported from here by the command line.
+# Defined in flowtext.py; the core imports it from here.
 from .flowtext import flow_append  # noqa: E402,F401
