@@ -175,11 +175,16 @@ def error_line(outcome: FileOutcome) -> str:
     return f"{outcome.path}{where}: error: {r.message}"
 
 
-def text(rep: Report, *, errors: bool = True, colour: bool = False, verbose: bool = False) -> str:
-    out = []
+def _risks_by_path(rep: Report) -> dict[str, list[Risk]]:
     risks: dict[str, list[Risk]] = {}
     for risk in rep.risks():
         risks.setdefault(risk.path, []).append(risk)
+    return risks
+
+
+def text(rep: Report, *, errors: bool = True, colour: bool = False, verbose: bool = False) -> str:
+    out = []
+    risks = _risks_by_path(rep)
     for o in rep.outcomes:
         r = o.result
         path = style(o.path, "path", colour)
@@ -295,9 +300,7 @@ def github(rep: Report) -> str:
         return f"::{level} {','.join(props)}::{_annotation_value(message, False)}"
 
     out = []
-    risks: dict[str, list[Risk]] = {}
-    for risk in rep.risks():
-        risks.setdefault(risk.path, []).append(risk)
+    risks = _risks_by_path(rep)
     for o in rep.outcomes:
         r = o.result
         if r.status is Status.ERROR:

@@ -61,16 +61,21 @@ def _skip_double(text: str, i: int) -> int:
             i += 2
         elif c == '"':
             return i + 1
-        elif text.startswith("$(", i):
-            i = _skip_balanced(text, i + 1, "(", ")")
-        elif text.startswith("${", i):
-            i = _skip_balanced(text, i + 1, "{", "}")
-        elif c == "`":
-            end = text.find("`", i + 1)
-            i = n if end < 0 else end + 1
         else:
-            i += 1
+            i = _expansion_end(text, i)
     return n
+
+
+def _expansion_end(text: str, i: int) -> int:
+    """Past a `$(...)`, `${...}` or backquoted expansion starting at `i`, else past one character."""
+    if text.startswith("$(", i):
+        return _skip_balanced(text, i + 1, "(", ")")
+    if text.startswith("${", i):
+        return _skip_balanced(text, i + 1, "{", "}")
+    if text[i] == "`":
+        end = text.find("`", i + 1)
+        return len(text) if end < 0 else end + 1
+    return i + 1
 
 
 def _word_end(text: str, i: int) -> int:
@@ -86,15 +91,8 @@ def _word_end(text: str, i: int) -> int:
             i = n if end < 0 else end + 1
         elif c == '"':
             i = _skip_double(text, i)
-        elif text.startswith("$(", i):
-            i = _skip_balanced(text, i + 1, "(", ")")
-        elif text.startswith("${", i):
-            i = _skip_balanced(text, i + 1, "{", "}")
-        elif c == "`":
-            end = text.find("`", i + 1)
-            i = n if end < 0 else end + 1
         else:
-            i += 1
+            i = _expansion_end(text, i)
     return n
 
 
