@@ -54,6 +54,7 @@ class FileReport:
     full: int = 0  # services carrying the whole checklist in the loaded model
     explained: int = 0  # services missing a control for a reason harden reported
     unexplained: list[str] = field(default_factory=list)
+    evidence: Counter = field(default_factory=Counter)  # kind of evidence -> changes resting on it
 
 
 def corpus_files() -> list[Path]:
@@ -155,6 +156,7 @@ def judge(path: Path, use_compose: bool = True) -> FileReport:
     report.status, report.message = result.status.value, result.message
     if result.status is not Status.CHANGED:
         return report
+    report.evidence = Counter(c.evidence.split(":", 1)[0] for c in result.changes)
     report.lost = len(lost_lines(text, result.text))
     again = harden_text(result.text, profile)
     report.idempotent = again.status is Status.UNCHANGED and again.text == result.text
@@ -223,6 +225,7 @@ def summarize(reports: list[FileReport]) -> dict[str, Any]:
         "services_full_checklist": sum(r.full for r in reports),
         "services_missing_a_control_with_reason": sum(r.explained for r in reports),
         "services_missing_a_control_unexplained": sum(len(r.unexplained) for r in reports),
+        **{f"evidence_{kind}": n for kind, n in sorted(sum((r.evidence for r in reports), Counter()).items())},
     }
 
 
