@@ -365,15 +365,48 @@ def verify(
     profile: Optional[str] = ProfileOpt,
     skip: Optional[List[str]] = SkipOpt,
     timeout: int = typer.Option(120, help="Seconds to wait for services to run."),
-    already_hardened: bool = typer.Option(False, "--as-is", help="Verify the file as it is, without hardening it first."),
+    already_hardened: bool = typer.Option(False, "--as-is", help="Verify the file as it is, without hardening it first (compared with --baseline, else with itself without its hardening keys)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", metavar="FILE", help="With --as-is: the original to compare with (the file before it was hardened)."),
+    probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="CMD", help="A check run on the host (sh -c CMD) against the original and the hardened stack, with HARDEN_PORT_<SERVICE>_<PORT> set to each published port; non-zero = FAIL (repeatable)."),
+    check_fixes: bool = typer.Option(True, "--check-fixes/--no-check-fixes", help="Rerun the hardened stack with the fixes its regressions call for, and print those that remove them."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Run a stack with host-level access (privileged, host namespaces, sensitive host mounts, remote includes) without asking."),
+    image_facts: bool = FactsOpt,
+    offline: bool = OfflineOpt,
 ) -> None:
-    """Bring the hardened stack up on a local engine, prove it runs hardened, tear it down."""
+    """Run the original and the hardened stack on a local engine, prove it runs hardened and still does what the original does, tear both down."""
     from .verify import run_verify
 
+    if baseline is not None and not already_hardened:
+        _fail("--baseline names the original of a file that is hardened already: use it with --as-is")
     prof, skips = _setup(profile, skip)
     prof = _profile_here(prof, os.path.dirname(os.path.abspath(file)))
-    raise typer.Exit(run_verify(file, prof, skips, timeout, harden_first=not already_hardened, assume_yes=yes))
+    raise typer.Exit(run_verify(file, prof, skips, timeout, harden_first=not already_hardened, assume_yes=yes, baseline=baseline,
+                                probes=tuple(probe or ()), check_fixes=check_fixes,
+                                facts=FactsOptions.from_environment(image_facts, offline)))
+
+
+@app.command()
+def tune(
+    file: str = typer.Argument(..., help="Compose file to tune on the local Docker engine; written like fix writes it."),
+    profile: Optional[str] = ProfileOpt,
+    skip: Optional[List[str]] = SkipOpt,
+    rounds: int = typer.Option(4, "--rounds", min=1, max=20, metavar="N", help="Hardened runs at most before giving up."),
+    probe: Optional[List[str]] = typer.Option(None, "--probe", metavar="CMD", help="A check run on the host (sh -c CMD) against every run, with HARDEN_PORT_<SERVICE>_<PORT> set to each published port; non-zero = regression (repeatable)."),
+    diff: bool = typer.Option(False, "--diff", help="Print the tuned file as a unified diff and write nothing."),
+    timeout: int = typer.Option(120, help="Seconds to wait for services to run, per run."),
+    report_file: Optional[str] = typer.Option(None, "--report", metavar="FILE", help="Write the rounds, changes with their evidence and what was left alone as JSON."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Run a stack with host-level access (privileged, host namespaces, sensitive host mounts, remote includes) without asking."),
+    image_facts: bool = FactsOpt,
+    offline: bool = OfflineOpt,
+) -> None:
+    """Learn from a run of the original, harden from what it showed, verify against it, adjust, repeat; write the file."""
+    from .tune import run_tune
+
+    _check_output(report_file)
+    prof, skips = _setup(profile, skip)
+    prof = _profile_here(prof, os.path.dirname(os.path.abspath(file)))
+    raise typer.Exit(run_tune(file, prof, skips, timeout, rounds, tuple(probe or ()), diff=diff, assume_yes=yes,
+                              facts=FactsOptions.from_environment(image_facts, offline), report=report_file))
 
 
 @app.command()
