@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import Enum
 from typing import List, Optional
 
 import typer
 
 from . import report
-from .core import failed, harden_text
-from .files import MAX_BYTES, FileOutcome, decode, discover, loader_check, unified_diff
-from .image_lookup import FactsOptions, facts_for_text
-from .project import process_paths
-from .model import HardenError, InputError, Project, Status
+from .files import unified_diff
+from .image_lookup import FactsOptions
+from .model import HardenError, Status
 from .passes import BY_ID, CONTROLS
-from .profile import Profile, builtin_names, load_profile, profile_for
+from .profile import builtin_names, load_profile
+from .cli_support import (Format, _check_output, _echo_input, _exclusion, _fail, _fail_on, _finish, _profile_here, _run, _say_excluded, _say_interrupted, _setup)
 
 class _Commands(typer.core.TyperGroup):
     """Lists each command with its whole first sentence, wrapped to the terminal, never cut."""
@@ -39,12 +37,21 @@ app = typer.Typer(cls=_Commands, add_completion=True, no_args_is_help=True, rich
                   context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, help="Harden Docker Compose files: non-root, read-only, no capabilities, no-new-privileges, limits.")
 
 
-class Format(str, Enum):
-    text = "text"
-    json = "json"
-    sarif = "sarif"
-    github = "github"
 
+
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"harden {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit.")) -> None:
+    """Harden Docker Compose files: non-root, read-only, no capabilities, no-new-privileges, limits."""
 
 PathsArg = typer.Argument(..., metavar="PATH", help="Compose files, directories, or - for stdin.")
 ProfileOpt = typer.Option(None, "--profile", "-p", metavar="NAME|FILE", help="Built-in profile name or a profile YAML file [default: the nearest .harden.yaml, up to the repository root, else baseline].")
@@ -67,117 +74,6 @@ ForceExcludeOpt = typer.Option(False, "--force-exclude", help="Apply the exclusi
 ComposeOpt = typer.Option(True, "--compose-check/--no-compose-check", help="Also validate with the Docker Compose v2 loader when installed.")
 FactsOpt = typer.Option(True, "--image-facts/--no-image-facts", help="Read each image's user, volumes and entrypoint (local engine, registry; cached by digest) and harden from them.")
 OfflineOpt = typer.Option(False, "--offline", help="Never touch the network: image facts from the cache and the local engine only (also HARDEN_OFFLINE=1).")
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"harden: error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _setup(profile: Optional[str], skip: Optional[List[str]]) -> tuple[Optional[Profile], frozenset[str]]:
-    """The profile given with --profile (None: each project's own .harden.yaml) and the skips."""
-    skips = frozenset(skip or [])
-    bad = sorted(skips - set(CONTROLS))
-    if bad:
-        _fail(f"unknown control {bad[0]!r} for --skip; controls: {', '.join(CONTROLS)}")
-    try:
-        return (load_profile(profile) if profile else None), skips
-    except HardenError as exc:
-        _fail(exc.message)
-
-
-def _profile_here(prof: Optional[Profile], directory: str) -> Profile:
-    try:
-        return prof or profile_for(directory)
-    except HardenError as exc:
-        _fail(exc.message)
-
-
-_STDIN: dict[str, bytes] = {}  # what this run read from stdin, for `fix -` to echo back when it cannot harden it
-
-
-def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: int, write: bool, use_compose: bool = True,
-         facts: FactsOptions = FactsOptions(enabled=False), stdin_filename: Optional[str] = None, exclusion=None) -> list[FileOutcome]:
-    prof, skips = _setup(profile, skip)
-    if "-" in paths and len(paths) > 1:
-        _fail("- (stdin) cannot be combined with other paths")
-    if stdin_filename is not None and paths != ["-"]:
-        _fail("--stdin-filename names the file read from stdin: give - as the path")
-    _STDIN.clear()
-    if paths == ["-"]:
-        name = stdin_filename or "-"
-        where = os.path.dirname(os.path.abspath(stdin_filename)) if stdin_filename else os.getcwd()
-        try:
-            data = _STDIN["raw"] = sys.stdin.buffer.read(MAX_BYTES + 1)
-            if len(data) > MAX_BYTES:
-                raise InputError(f"input too large (over {MAX_BYTES:,} bytes; Compose files over {MAX_BYTES:,} bytes are refused)")
-            text = decode(data)
-        except HardenError as exc:
-            return [FileOutcome(name, failed("", exc))]
-        here = _profile_here(prof, where)
-        project = Project(images=facts_for_text(text, facts))
-        loader_dir = where if os.path.isdir(where) else os.getcwd()
-        return [FileOutcome(name, loader_check(harden_text(text, here, skips, project), loader_dir, use_compose), profile=here.name)]
-    files = discover(paths, recursive, exclusion)
-    if not files:
-        _fail("no Compose files found in " + ", ".join(paths))
-    return process_paths(files, prof, skips, write, jobs or os.cpu_count() or 1, use_compose, facts)
-
-
-def _echo_input() -> None:
-    """`fix -` on input it cannot harden: the input goes back to stdout unchanged, byte for
-    byte, as black does, so a filter never swallows a file. Input over the size limit is
-    refused and not echoed (it was not read whole)."""
-    raw = _STDIN.get("raw", b"")
-    if len(raw) > MAX_BYTES:
-        return
-    out = getattr(sys.stdout, "buffer", None)
-    if out is None:
-        sys.stdout.write(raw.decode("utf-8", "replace"))
-        sys.stdout.flush()
-        return
-    sys.stdout.flush()
-    out.write(raw)
-    out.flush()
-
-
-def _check_output(path: Optional[str], what: str = "report file") -> None:
-    """An output path that cannot be written is a usage error before any work is done."""
-    if path is not None:
-        try:
-            report.check_output_path(path, what)
-        except report.ReportFileError as exc:
-            _fail(str(exc))
-
-
-def _exclusion(exclude: Optional[List[str]], extend_exclude: Optional[List[str]], respect_gitignore: bool, force_exclude: bool):
-    from .exclude import Exclusion
-
-    return Exclusion.from_options(exclude, extend_exclude, respect_gitignore, force_exclude)
-
-
-def _fail_on(fail_on: "Optional[report.FailOn]", exit_zero: bool, default: "report.FailOn") -> "report.FailOn":
-    return report.FailOn.NEVER if exit_zero else report.FailOn(fail_on or default)
-
-
-def _say_excluded(exclusion, level) -> None:
-    from .output import Verbosity
-
-    if level is Verbosity.VERBOSE:
-        for path, why in exclusion.excluded:
-            typer.echo(f"harden: left out {path}: {why}", err=True)
-
-
-def _finish(rep: report.Report, fmt: Format, report_file: Optional[str], stdout: str = "report", level=None) -> None:
-    """The report to stdout, stderr and the report file (`report.deliver`); exit with the report's code."""
-    from .output import Verbosity, use_colour
-
-    try:
-        report.deliver(rep, fmt.value, stdout=stdout, report_file=report_file, verbosity=Verbosity.NORMAL if level is None else level,
-                       colour_out=use_colour(sys.stdout), colour_err=use_colour(sys.stderr), echo=typer.echo)
-    except report.ReportFileError as exc:
-        _fail(str(exc))
-    raise typer.Exit(int(rep.exit_code))
 
 
 @app.command()
@@ -426,27 +322,6 @@ def bulk(
     _check_output(state, "state file")
     prof, skips = _setup(profile, skip)
     raise typer.Exit(run_bulk(repos, prof, skips, branch, jobs or os.cpu_count() or 1, state, report_file))
-
-
-def _say_interrupted(exc: BaseException) -> None:
-    """What an interrupted run wrote (`project.Interrupted.written`), when it was one."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen and not isinstance(cause, KeyboardInterrupt):
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    if cause is None:
-        return  # a command that handled Ctrl-C itself (verify) and said so
-    written = getattr(cause, "written", None)
-    if written is None:
-        typer.echo("harden: interrupted", err=True)
-        return
-    n = len(written)
-    typer.echo(f"harden: interrupted; {n} file{'s' if n != 1 else ''} written before it stopped" + (":" if n else "; no file was changed"), err=True)
-    for path in written:
-        typer.echo(f"  {path}", err=True)
-    if n:
-        typer.echo("harden: every other file is as it was; run the same command again to finish", err=True)
 
 
 def main() -> None:
