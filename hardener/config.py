@@ -24,10 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from .document import positions
 from .model import InputError
 
 if TYPE_CHECKING:  # jsonschema is imported where a schema is checked (slow to import)
@@ -121,13 +118,13 @@ class Config:
 def read_yaml(text: str, file: str, where: str = "") -> Config:
     """A configuration file's text as `Config`: data from the safe loader, positions
     from the round-trip loader when an error needs them."""
+    from .document import load_one
+
     try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        problem = getattr(exc, "problem", None) if isinstance(exc, MarkedYAMLError) else None
-        located = {(): (mark.line + 1, mark.column + 1)} if mark is not None else {}
-        reason = problem or str(exc).splitlines()[0]
+        data = load_one(text)
+    except InputError as exc:
+        located = {(): (exc.line, exc.col)} if exc.line is not None else {}
+        reason = exc.message[len("invalid YAML: "):]
         raise Config(None, where, file, located=located).error((), f"invalid YAML: {_cut(reason, 120)}") from None
     if data is not None and not isinstance(data, dict):  # not configuration: quote none of it
         kind = "a list" if isinstance(data, list) else "text" if isinstance(data, str) else f"a {type(data).__name__}"
@@ -136,8 +133,9 @@ def read_yaml(text: str, file: str, where: str = "") -> Config:
 
 
 def _tree_positions(text: str) -> Positions:
-    tree = YAML(typ="rt").load(text)
-    return positions(tree) if isinstance(tree, (dict, list)) else {}
+    from .document import text_positions
+
+    return text_positions(text)
 
 
 # --- messages ----------------------------------------------------------------------------

@@ -72,6 +72,8 @@ def _referenced(path: str, includes_only: bool = False) -> list[list[str]]:
         info = os.stat(path)
         key = (os.path.realpath(path), info.st_mtime_ns, info.st_size)
         if key not in _parsed:
+            if len(_parsed) >= 4096:  # bounded: the oldest entry goes
+                _parsed.pop(next(iter(_parsed)))
             _parsed[key] = _named(read_bytes(path))
     except (OSError, HardenError, RecursionError):
         return []

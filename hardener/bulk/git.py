@@ -98,6 +98,8 @@ def safe_config(cwd: str) -> dict[str, str]:
         env = {"GIT_CONFIG_COUNT": str(len(pairs))}
         for index, (name, value) in enumerate(pairs.items()):
             env[f"GIT_CONFIG_KEY_{index}"], env[f"GIT_CONFIG_VALUE_{index}"] = name, value
+        if len(_safe) >= 256:  # bounded: the oldest repository goes
+            _safe.pop(next(iter(_safe)))
         _safe[key] = env
     return _safe[key]
 

@@ -8,7 +8,7 @@ the same lines, so line numbers from the tree are line numbers in the file. With
 """
 
 from ..textfacts import TextFacts, join_facts, split_documents, split_facts
-from .plain import load_data, safe_load_all
+from .plain import load_data, load_one, safe_load_all, text_positions
 from .read import (Document, check_expansion, detect_indent, key_line, load_tree, loadable, make_yaml, merge_position,
                    own_keys, parse, plain, positions, scalar, value_position)
 from .services import Layout, layout, model, service_names, services
@@ -16,5 +16,5 @@ from .services import Layout, layout, model, service_names, services
 __all__ = [
     "Document", "Layout", "TextFacts", "check_expansion", "detect_indent", "join_facts", "key_line", "layout", "load_data",
     "load_tree", "loadable", "make_yaml", "merge_position", "model", "own_keys", "parse", "plain", "positions",
-    "safe_load_all", "scalar", "service_names", "services", "split_documents", "split_facts", "value_position",
+    "load_one", "safe_load_all", "scalar", "text_positions", "service_names", "services", "split_documents", "split_facts", "value_position",
 ]

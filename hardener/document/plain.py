@@ -7,11 +7,11 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.constructor import SafeConstructor
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode, SequenceNode
 
 from ..model import HardenError, InputError
-from .read import parse, plain
+from .read import parse, plain, positions
 
 
 class _DataConstructor(SafeConstructor):
@@ -51,3 +51,21 @@ def load_data(text: str) -> list[Any]:
     except HardenError:
         _, documents = parse(text)
         return [plain(doc.tree) if doc.tree is not None else None for doc in documents]
+
+
+def load_one(text: str) -> Any:
+    """One document with the safe loader (configuration files); bad YAML is an `InputError`
+    at the line:column the parser names."""
+    try:
+        return YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) if isinstance(exc, MarkedYAMLError) else None
+        reason = problem or (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"invalid YAML: {reason}", mark.line + 1 if mark else None, mark.column + 1 if mark else None) from None
+
+
+def text_positions(text: str) -> dict[tuple[Any, ...], tuple[int, int]]:
+    """(line, column) of every value of a one-document text, by path (`read.positions`)."""
+    tree = YAML(typ="rt").load(text)
+    return positions(tree) if isinstance(tree, (dict, list)) else {}
