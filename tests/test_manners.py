@@ -543,3 +543,14 @@ def test_pre_commit_try_repo_runs_both_hooks(tmp_path: Path, wheelhouse: Path):
     assert (repo / "notes.yaml").read_text() == PLAIN
     again = try_repo("harden-check")
     assert again.returncode == 0 and "Passed" in again.stdout, again.stdout + again.stderr
+
+
+def test_every_package_of_the_source_is_in_the_distribution():
+    """A package missing from pyproject's list works in an editable install and is absent
+    from `pip install .` (CI, users)."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "hardener").rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
