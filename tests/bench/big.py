@@ -1,4 +1,4 @@
-"""Big files: `harden fix --diff` on a 5,000-service file and on a ~10 MB file.
+"""Big files: `harden fix --diff` (and `harden check`) on a 5,000-service file and a ~10 MB file.
 
 Generates both (varied services: databases with volumes and healthchecks, web servers with
 ports and comments, built apps with flow lists and block scalars, services that merge an
@@ -7,7 +7,7 @@ defaults users get), reading wall time and peak RSS of the child and of everythi
 started. Prints the figures; asserts nothing. A file's time should grow linearly with its
 size: `--services N` / `--megabytes M` generate other sizes to see that.
 
-    python tests/bench/big.py [--services 5000] [--megabytes 10] [--keep DIR] [--timeout S]
+    python tests/bench/big.py [--services 5000] [--megabytes 10] [--keep DIR] [--timeout S] [--commands check]
 """
 
 from __future__ import annotations
@@ -160,7 +160,9 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=5000)
     parser.add_argument("--megabytes", type=float, default=10.0, help="size of the second file in MB (10^6 bytes); the limit is 10 MiB")
     parser.add_argument("--keep", help="write the files here and keep them")
-    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds one command may take")
+    parser.add_argument("--commands", default="fix --diff,check", help="which of: fix --diff, check (comma-separated); "
+                        "check prints no diff, so the two differ by the time the diff takes")
     parser.add_argument("--harden", default=str(Path(sys.executable).parent / "harden"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,10 +173,12 @@ def main() -> None:
         files.append((path, *generate(path, services=args.services)))
         path = work / f"size-{args.megabytes:g}mb.compose.yaml"
         files.append((path, *generate(path, size=int(args.megabytes * 1_000_000))))
+        commands = {"fix --diff": ["fix", "--diff"], "check": ["check"]}
         for path, services, size in files:
-            wall, rss, code = measure([args.harden, "fix", "--diff", str(path)], args.timeout)
-            print(f"harden fix --diff {path.name:32} {services:6,} services {size / 1e6:5.1f} MB: "
-                  f"{wall:7.1f} s  peak {rss:5.0f} MB  exit {code}", flush=True)
+            for name in args.commands.split(","):
+                wall, rss, code = measure([args.harden, *commands[name], str(path)], args.timeout)
+                print(f"harden {name:10} {path.name:32} {services:6,} services {size / 1e6:5.1f} MB: "
+                      f"{wall:7.1f} s  peak {rss:5.0f} MB  exit {code}", flush=True)
 
 
 if __name__ == "__main__":
