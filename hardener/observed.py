@@ -13,7 +13,11 @@ adds what the run showed on top of it:
 - `tmpfs`: directories the run wrote that hold nothing of the image (added to the others);
 - `cap_add`: capabilities a later run showed the service needs (added);
 - `memory`, `pids`: floors (a limit is never lowered by what a run showed, only raised);
-- `skip`: controls a run showed cannot be applied, each with the reason;
+- `skip`: controls a hardened run showed cannot be applied (it regressed), each with the
+  reason: a demonstrated failure, so it holds whatever the other layers say;
+- `doubts`: controls the original's run suggests cannot be applied (it writes next to the
+  image's own files, where a tmpfs would hide them): a prediction, so a control a stronger
+  layer vouches for (the knowledge base, the image's facts, x-harden) is kept and tried;
 - `verified`: profile values a run confirmed (no regression against the original): their
   evidence becomes `observed:` instead of `default`, so they are no longer "unverified".
 """
@@ -51,6 +55,7 @@ class Observed:
     pids: int | None = None
     pids_fact: str = ""
     skip: Mapping[str, str] = field(default_factory=dict)  # control -> reason
+    doubts: Mapping[str, str] = field(default_factory=dict)  # control -> reason, where nothing stronger vouches for it
     verified: Mapping[str, str] = field(default_factory=dict)  # control -> what the run confirmed
 
     def merged(self, other: "Observed") -> "Observed":
@@ -64,7 +69,8 @@ class Observed:
             cap_add=tuple(dict.fromkeys((*self.cap_add, *other.cap_add))), cap_fact=later(self.cap_fact, other.cap_fact),
             memory=later(self.memory, other.memory), memory_fact=later(self.memory_fact, other.memory_fact),
             pids=later(self.pids, other.pids), pids_fact=later(self.pids_fact, other.pids_fact),
-            skip={**self.skip, **other.skip}, verified={**self.verified, **other.verified},
+            skip={**self.skip, **other.skip}, doubts={**self.doubts, **other.doubts},
+            verified={**self.verified, **other.verified},
         )
 
     def without_verified(self) -> "Observed":
@@ -94,6 +100,9 @@ def apply(seen: Observed | None, now: Values) -> Values:
     if seen is None:
         return now
     src = now.sources
+    for control, reason in seen.doubts.items():  # weighed against the layers below this one only
+        if all(_weak(src, key) for key in KEYS.get(control, ())):
+            now.skip.setdefault(control, f"{reason} (observed)")
     if seen.user and _weak(src, "user") and "user" not in now.skip:
         now.user, src["user"] = seen.user, f"observed:{seen.user_fact or 'processes ran as ' + seen.user}"
     if seen.tmpfs:

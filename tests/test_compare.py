@@ -249,7 +249,7 @@ def test_learn_user_tmpfs_limits_and_data_paths() -> None:
               listings={"/srv/uploader": ["www", "uploads.log"], "/var/cache/uploader": ["r.txt"], "/home/app/.cache": []})
     got = learn.learn(run("original", seen))["uploader"]
     assert got.user == "999:999" and got.tmpfs == ("/home/app/.cache", "/var/cache/uploader")
-    assert got.memory == "128m" and got.pids == 16 and "read_only" in got.skip
+    assert got.memory == "128m" and got.pids == 16 and "read_only" in got.doubts
     assert learn.learn(run("original", up(procs=[("0", "0", "init"), ("1000", "1000", "app")])))["app"].user is None
 
 
@@ -305,3 +305,15 @@ def test_observed_skip_and_user_yield_to_stronger_layers() -> None:
     result = harden_text(text, load_profile(), project=Project(observed={"app": seen}))
     assert 'user: "2000:2000"' in result.text and "read_only" not in result.text
     assert any(s.control == "read_only" and "(observed)" in s.reason for s in result.skips)
+
+
+def test_a_doubt_from_the_original_run_yields_to_the_knowledge_base() -> None:
+    doubt = Observed(doubts={"read_only": "it writes /etc/nginx/conf.d/default.conf next to the image's files"})
+    known = harden_text("services:\n  web:\n    image: nginx:1.27\n", load_profile(), project=Project(observed={"web": doubt}))
+    assert "read_only: true" in known.text  # the knowledge entry for nginx vouches for read_only
+    plain = harden_text("services:\n  web:\n    image: zoo/example:1\n", load_profile(), project=Project(observed={"web": doubt}))
+    assert "read_only" not in plain.text and any(s.control == "read_only" and "conf.d" in s.reason for s in plain.skips)
+    # a tmpfs the same run learned does not vouch for read_only against the doubt
+    both = replace(doubt, tmpfs=("/var/cache/app",))
+    plain = harden_text("services:\n  web:\n    image: zoo/example:1\n", load_profile(), project=Project(observed={"web": both}))
+    assert "read_only" not in plain.text

@@ -3,8 +3,9 @@
 - the account its processes ran as (`docker top`), when every process ran as the same
   non-root uid:gid (an image that drops privileges shows where it drops to);
 - the places it wrote outside its mounts (`docker diff`, `writes`): a tmpfs for those that
-  hold nothing of the image; a place next to the image's own files skips read_only with
-  the reason (a volume is needed there);
+  hold nothing of the image; a place next to the image's own files is a doubt about
+  read_only, with the reason (a volume is needed there), which holds unless a stronger
+  layer vouches for read_only;
 - its peak memory and PIDs (`docker stats`): floors for the limits, with room to grow.
 
 And, once a hardened run showed no regression, `verified`: the controls it ran with,
@@ -62,18 +63,18 @@ def learn(baseline: StackRun) -> dict[str, Observed]:
         user = user_of(first) if all(user_of(s) == user_of(first) for s in seen) else None
         tmpfs: list[str] = []
         facts: list[str] = []
-        skip: dict[str, str] = {}
+        doubts: dict[str, str] = {}
         for one in seen:
             decision = writes.decide(writes.places(one.diff, one.mounts), one.listings, one.diff)
             tmpfs += [p for p in decision.tmpfs if p not in tmpfs]
             facts += decision.facts
             for place, why in decision.data.items():
-                skip.setdefault("read_only", why)
+                doubts.setdefault("read_only", why)
         memory, memory_fact, pids, pids_fact = _limits(seen)
         out[service] = Observed(
             user=user, user_fact=f"processes ran as {user} (docker top)" if user else "",
             tmpfs=tuple(tmpfs), tmpfs_fact="docker diff: " + "; ".join(facts) if facts else "",
-            memory=memory, memory_fact=memory_fact, pids=pids, pids_fact=pids_fact, skip=skip,
+            memory=memory, memory_fact=memory_fact, pids=pids, pids_fact=pids_fact, doubts=doubts,
         )
     return out
 
@@ -89,9 +90,9 @@ def verified(applied: dict[str, set[str]], runs: list[StackRun]) -> dict[str, Ob
         pids = max((s.pids or 0 for s in seen), default=0)
         notes = {}
         for control in controls:
-            note = f"ran hardened under harden tune ({kinds}), no regression against the original"
+            note = f"harden tune ran it ({kinds}): no regression against the original"
             if control == "resources" and (memory or pids):
-                note = f"peak {memory / MIB:.0f} MiB, {pids} PIDs under these limits in harden tune ({kinds}), no regression"
+                note = f"harden tune ran it ({kinds}): peak {memory / MIB:.0f} MiB, {pids} PIDs, no regression"
             notes[control] = note
         out[service] = Observed(verified=notes)
     return out
