@@ -15,7 +15,8 @@ Both alignments (O with R0, R0 with R1) take time linear in the file: a text of 
 one is first cut at the lines it has in common that occur once on each side (a service's
 header, its image, ...), kept in order, and each piece between two such lines is aligned
 the same way (patience alignment). Edits only add to or change lines inside services, so
-those lines are where the two sides correspond anyway.
+those lines are where the two sides correspond anyway. `unified_diff` shows an original
+and its output for review with the same alignment, as `difflib.unified_diff` would.
 """
 
 from __future__ import annotations
