@@ -22,7 +22,7 @@ import shutil
 import signal
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import replace
@@ -210,16 +210,45 @@ def process_paths(paths: list[str], profile: Profile | None, skip: frozenset[str
     if use_compose:
         oracle.announce()  # once, before any worker starts
     if jobs <= 1 or len(work) < 8:  # a pool costs more than it saves on a few files
-        results: list[list[FileOutcome]] = []
-        try:
-            for w in work:
-                results.append(_run_group(w))
-        except KeyboardInterrupt as exc:
-            raise Interrupted(_written(results) + getattr(exc, "written", [])) from None
+        results = _overlapped(work) if use_compose and len(work) > 1 and oracle.compose_binary() else _in_turn(work)
     else:
         results = _pooled(work, jobs, paths)
     order = {p: i for i, p in enumerate(paths)}
     return sorted((o for group_outcomes in results for o in group_outcomes), key=lambda o: order.get(o.path, 0))
+
+
+def _in_turn(work: list[Any]) -> list[list[FileOutcome]]:
+    results: list[list[FileOutcome]] = []
+    try:
+        for w in work:
+            results.append(_run_group(w))
+    except KeyboardInterrupt as exc:
+        raise Interrupted(_written(results) + getattr(exc, "written", [])) from None
+    return results
+
+
+#: groups in flight in one process: while one waits for its Docker Compose loader check (a
+#: process of its own), the next is planned, so the two run on two cores
+OVERLAP = 3
+
+
+def _overlapped(work: list[Any]) -> list[list[FileOutcome]]:
+    """`_run_group` over `work` in threads of this process, `OVERLAP` groups at a time.
+    Ctrl-C: no new group starts, the running ones finish, `Interrupted` says what was written."""
+    results: dict[int, list[FileOutcome]] = {}
+    pool = ThreadPoolExecutor(max_workers=OVERLAP, thread_name_prefix="harden")
+    futures = {pool.submit(_run_group, w): i for i, w in enumerate(work)}
+    try:
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+    except KeyboardInterrupt:
+        say("interrupted: finishing the files being written now, starting no others")
+        pool.shutdown(wait=True, cancel_futures=True)
+        done = [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+        raise Interrupted(_written(done)) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [results[i] for i in range(len(work))]
 
 
 # --- worker processes, interrupts -----------------------------------------------------------

@@ -31,7 +31,7 @@ import pytest
 from typer.testing import CliRunner
 
 import hardener.cli  # noqa: F401
-from hardener import files
+from hardener import files, oracle
 from hardener.cli import app
 from hardener.files import atomic_write, read_bytes
 from hardener.model import RefusedError
@@ -442,7 +442,7 @@ CHILD = textwrap.dedent(
             os.killpg(os.getpgid(0), signal.SIGINT)
 
     project.atomic_write = instrumented
-    sys.argv = ["harden", "fix", "--no-compose-check", *sys.argv[4:]]
+    sys.argv = ["harden", "fix", *sys.argv[4:]]
     from hardener.cli import main
     main()
     """
@@ -454,11 +454,15 @@ def child(action: str, nth: int, tmp_path: Path, *args: str) -> subprocess.Compl
                           capture_output=True, text=True, timeout=300, start_new_session=True)
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
-def test_ctrl_c_stops_cleanly_and_says_what_was_written(tmp_path, jobs):
+@pytest.mark.parametrize("jobs,check", [("1", "--no-compose-check"), ("2", "--no-compose-check"), ("1", "--compose-check")])
+def test_ctrl_c_stops_cleanly_and_says_what_was_written(tmp_path, jobs, check):
+    """In one process, in worker processes, and with the Compose loader check on, where one
+    process overlaps several files in threads."""
+    if check == "--compose-check" and oracle.compose_binary() is None:
+        pytest.skip("the Compose v2 binary is not installed")
     directory = tmp_path / "stacks"
     originals = lay_out(directory, 40)
-    proc = child("sigint", 6, tmp_path, "--jobs", jobs, str(directory))
+    proc = child("sigint", 6, tmp_path, check, "--jobs", jobs, str(directory))
     assert proc.returncode == 130, proc.stderr
     written = changed(directory, originals)
     assert 6 <= len(written) < len(originals), len(written)
@@ -476,7 +480,7 @@ def test_ctrl_c_stops_cleanly_and_says_what_was_written(tmp_path, jobs):
 def test_files_a_dead_worker_wrote_are_reported_as_written(tmp_path, action):
     directory = tmp_path / "stacks"
     originals = lay_out(directory, 40)
-    proc = child(action, 3, tmp_path, "--jobs", "2", "--format", "json", str(directory))
+    proc = child(action, 3, tmp_path, "--no-compose-check", "--jobs", "2", "--format", "json", str(directory))
     assert proc.returncode == 0, proc.stderr
     assert "a worker process died" in proc.stderr
     report = {entry["path"]: entry for entry in json.loads(proc.stdout)["files"]}
