@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List, Optional
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
 
 from . import report
-from .files import unified_diff
+from .files import FileOutcome, unified_diff
 from .image_lookup import FactsOptions
 from .model import HardenError, Status
 from .passes import BY_ID, CONTROLS
 from .profile import builtin_names, load_profile
-from .cli_support import (Format, _check_output, _echo_input, _exclusion, _fail, _fail_on, _finish, _profile_here, _run, _say_excluded, _say_interrupted, _setup)
+from .cli_support import (Format, _check_output, _echo_input, _exclusion, _fail, _fail_on, _finish, _profile_here, _run, _say_excluded, _say_interrupted, _setup,
+                          shared_options)
+
+if TYPE_CHECKING:
+    from .output import Verbosity
 
 class _Commands(typer.core.TyperGroup):
     """Lists each command with its whole first sentence, wrapped to the terminal, never cut."""
@@ -76,40 +81,64 @@ FactsOpt = typer.Option(True, "--image-facts/--no-image-facts", help="Read each 
 OfflineOpt = typer.Option(False, "--offline", help="Never touch the network: image facts from the cache and the local engine only (also HARDEN_OFFLINE=1).")
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """The options fix and check share, in their order on the command line (`shared_options`
+    appends them to each command's own); a command gets them as one object, `run`."""
+
+    profile: Optional[str] = ProfileOpt
+    skip: Optional[List[str]] = SkipOpt
+    recursive: bool = RecursiveOpt
+    jobs: int = JobsOpt
+    fmt: Format = FormatOpt
+    report_file: Optional[str] = ReportOpt
+    fail_on: Optional[report.FailOn] = FailOnOpt
+    exit_zero: bool = ExitZeroOpt
+    quiet: bool = QuietOpt
+    verbose: bool = VerboseOpt
+    stdin_filename: Optional[str] = StdinNameOpt
+    exclude: Optional[List[str]] = ExcludeOpt
+    extend_exclude: Optional[List[str]] = ExtendExcludeOpt
+    respect_gitignore: bool = GitignoreOpt
+    force_exclude: bool = ForceExcludeOpt
+    compose_check: bool = ComposeOpt
+    image_facts: bool = FactsOpt
+    offline: bool = OfflineOpt
+
+    def harden(self, paths: List[str], write: bool) -> tuple[list[FileOutcome], Verbosity]:
+        """Check the report path, harden the files (writing them when `write`), say what the
+        walk left out: the outcomes and the verbosity asked for."""
+        from .output import verbosity
+
+        level = verbosity(self.quiet, self.verbose)
+        _check_output(self.report_file)
+        exclusion = _exclusion(self.exclude, self.extend_exclude, self.respect_gitignore, self.force_exclude)
+        outcomes = _run(paths, self.profile, self.skip, self.recursive, self.jobs, write=write, use_compose=self.compose_check,
+                        facts=FactsOptions.from_environment(self.image_facts, self.offline), stdin_filename=self.stdin_filename,
+                        exclusion=exclusion)
+        _say_excluded(exclusion, level)
+        return outcomes, level
+
+    def fail_on_or(self, default: report.FailOn) -> report.FailOn:
+        """What makes the run exit 1: --fail-on, never with --exit-zero, else `default`."""
+        return _fail_on(self.fail_on, self.exit_zero, default)
+
+
 @app.command()
+@shared_options(RunOptions)
 def fix(
     paths: List[str] = PathsArg,
     diff: bool = typer.Option(False, "--diff", help="Print a unified diff and write nothing."),
-    profile: Optional[str] = ProfileOpt,
-    skip: Optional[List[str]] = SkipOpt,
-    recursive: bool = RecursiveOpt,
-    jobs: int = JobsOpt,
-    fmt: Format = FormatOpt,
-    report_file: Optional[str] = ReportOpt,
-    fail_on: Optional[report.FailOn] = FailOnOpt,
-    exit_zero: bool = ExitZeroOpt,
-    quiet: bool = QuietOpt,
-    verbose: bool = VerboseOpt,
-    stdin_filename: Optional[str] = StdinNameOpt,
-    exclude: Optional[List[str]] = ExcludeOpt,
-    extend_exclude: Optional[List[str]] = ExtendExcludeOpt,
-    respect_gitignore: bool = GitignoreOpt,
-    force_exclude: bool = ForceExcludeOpt,
-    compose_check: bool = ComposeOpt,
-    image_facts: bool = FactsOpt,
-    offline: bool = OfflineOpt,
+    *,
+    run: RunOptions,
 ) -> None:
     """Rewrite Compose files in place so every service runs hardened. With --diff, write nothing and exit 1 while changes are pending or a risk is not accepted (--fail-on)."""
-    from .output import Verbosity, plural, verbosity
+    from .output import Verbosity, plural
 
-    level = verbosity(quiet, verbose)
-    _check_output(report_file)
-    exclusion = _exclusion(exclude, extend_exclude, respect_gitignore, force_exclude)
-    outcomes = _run(paths, profile, skip, recursive, jobs, write=not diff, use_compose=compose_check,
-                    facts=FactsOptions.from_environment(image_facts, offline), stdin_filename=stdin_filename, exclusion=exclusion)
-    _say_excluded(exclusion, level)
+    outcomes, level = run.harden(paths, write=not diff)
+    fmt, report_file = run.fmt, run.report_file
     rep = report.Report(outcomes, "would change" if diff else "hardened", pending_is_failure=diff,
-                        fail_on=_fail_on(fail_on, exit_zero, report.FailOn.CHANGE if diff else report.FailOn.NEVER), command="fix")
+                        fail_on=run.fail_on_or(report.FailOn.CHANGE if diff else report.FailOn.NEVER), command="fix")
     stdin = paths == ["-"]
     if fmt is not Format.text and not report_file:
         _finish(rep, fmt, None, "report", level)
@@ -134,38 +163,12 @@ def fix(
 
 
 @app.command()
-def check(
-    paths: List[str] = PathsArg,
-    profile: Optional[str] = ProfileOpt,
-    skip: Optional[List[str]] = SkipOpt,
-    recursive: bool = RecursiveOpt,
-    jobs: int = JobsOpt,
-    fmt: Format = FormatOpt,
-    report_file: Optional[str] = ReportOpt,
-    fail_on: Optional[report.FailOn] = FailOnOpt,
-    exit_zero: bool = ExitZeroOpt,
-    quiet: bool = QuietOpt,
-    verbose: bool = VerboseOpt,
-    stdin_filename: Optional[str] = StdinNameOpt,
-    exclude: Optional[List[str]] = ExcludeOpt,
-    extend_exclude: Optional[List[str]] = ExtendExcludeOpt,
-    respect_gitignore: bool = GitignoreOpt,
-    force_exclude: bool = ForceExcludeOpt,
-    compose_check: bool = ComposeOpt,
-    image_facts: bool = FactsOpt,
-    offline: bool = OfflineOpt,
-) -> None:
+@shared_options(RunOptions)
+def check(paths: List[str] = PathsArg, *, run: RunOptions) -> None:
     """Write nothing; report what would change and the risks found. Exit 1 while changes are pending or a risk is not accepted (--fail-on)."""
-    from .output import verbosity
-
-    level = verbosity(quiet, verbose)
-    _check_output(report_file)
-    exclusion = _exclusion(exclude, extend_exclude, respect_gitignore, force_exclude)
-    outcomes = _run(paths, profile, skip, recursive, jobs, write=False, use_compose=compose_check,
-                    facts=FactsOptions.from_environment(image_facts, offline), stdin_filename=stdin_filename, exclusion=exclusion)
-    _say_excluded(exclusion, level)
-    rep = report.Report(outcomes, "would change", pending_is_failure=True, fail_on=_fail_on(fail_on, exit_zero, report.FailOn.CHANGE), command="check")
-    _finish(rep, fmt, report_file, "report", level)
+    outcomes, level = run.harden(paths, write=False)
+    rep = report.Report(outcomes, "would change", pending_is_failure=True, fail_on=run.fail_on_or(report.FailOn.CHANGE), command="check")
+    _finish(rep, run.fmt, run.report_file, "report", level)
 
 
 @app.command()

@@ -4,10 +4,14 @@ what an interrupted run says. `cli.py` holds only the commands and their options
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import os
 import sys
+import typing
 from enum import Enum
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import typer
 
@@ -25,6 +29,30 @@ class Format(str, Enum):
     json = "json"
     sarif = "sarif"
     github = "github"
+
+
+def shared_options(options: type) -> Callable[[Callable], Callable]:
+    """A decorator for commands that take the same options: appends the fields of the dataclass
+    `options` (each field's default is its typer Option) to the command's own parameters, in
+    their order, and calls the command with one instance of `options`, as `run`, in their place.
+    Typer reads the command's parameters from its `__signature__` and `__annotations__`."""
+    hints = typing.get_type_hints(options)
+    shared = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default, annotation=hints[f.name])
+              for f in dataclasses.fields(options)]
+
+    def decorate(command: Callable) -> Callable:
+        own = inspect.signature(command, eval_str=True)
+        params = [p for p in own.parameters.values() if p.name != "run"] + shared
+
+        @functools.wraps(command)
+        def with_options(**kwargs):
+            return command(run=options(**{p.name: kwargs.pop(p.name) for p in shared}), **kwargs)
+
+        with_options.__signature__ = own.replace(parameters=params)
+        with_options.__annotations__ = {p.name: p.annotation for p in params} | {"return": own.return_annotation}
+        return with_options
+
+    return decorate
 
 
 def _fail(message: str) -> None:
