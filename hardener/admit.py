@@ -34,7 +34,7 @@ def _admit(planned: list[Change | Skip], control: str, view: ServiceView, root: 
         return planned
     if control != "resources":
         kept = [s for s in planned if isinstance(s, Skip)]
-    return kept + [Skip(control, view.name, "; ".join(dict.fromkeys(reasons)), view.line)]
+    return kept + [Skip(control, view.name, "; ".join(dict.fromkeys(reasons)), line=view.line)]
 
 
 def _blocked(change: Change, view: ServiceView, root: data.MapNode, doc_tree: Any, shared: dict[int, int]) -> str | None:

@@ -93,13 +93,13 @@ def weakening(name: str, own: dict[str, Any], line: int | None) -> list[Finding]
     """An override that loosens what the base file sets."""
     out = []
     if is_true(own.get("privileged")):
-        out.append(Finding("weakened", name, "override sets privileged: true on a service defined in another file", line))
+        out.append(Finding("weakened", name, "override sets privileged: true on a service defined in another file", line=line))
     if is_false(own.get("read_only")):
-        out.append(Finding("weakened", name, "override sets read_only: false on a service defined in another file", line))
+        out.append(Finding("weakened", name, "override sets read_only: false on a service defined in another file", line=line))
     if any(cap_name(c) == "ALL" for c in as_list(own.get("cap_add"))):
-        out.append(Finding("weakened", name, "override adds cap_add: ALL on a service defined in another file", line))
+        out.append(Finding("weakened", name, "override adds cap_add: ALL on a service defined in another file", line=line))
     if is_root_user(own.get("user")):
-        out.append(Finding("weakened", name, "override runs as root a service defined in another file", line))
+        out.append(Finding("weakened", name, "override runs as root a service defined in another file", line=line))
     return out
 
 

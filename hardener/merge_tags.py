@@ -65,7 +65,7 @@ def _tag_findings(view: ServiceView, written: ServiceView, current: Any, before:
         had, value = _get(before, path)
         what = f"removes {key}: {value!r} that the service has from its base" if had else f"leaves the service without {key}"
         out.append(Finding("weakened", view.name, f"{key}: !reset {what}; harden does not write under a reset, so it stays unhardened",
-                           written.line_of(str(path[0]))))
+                           line=written.line_of(str(path[0]))))
     for path in data.tagged_paths(current, data.OVERRIDE_TAG):
         had, value = _get(before, path)
         if not had or not _is_hardening(path) or not isinstance(value, list):
@@ -74,5 +74,5 @@ def _tag_findings(view: ServiceView, written: ServiceView, current: Any, before:
         if lost:
             key = ".".join(str(k) for k in path)
             out.append(Finding("weakened", view.name, f"{key}: !override drops {', '.join(map(str, lost))} that the service has from its base",
-                               written.line_of(str(path[0]))))
+                               line=written.line_of(str(path[0]))))
     return out

@@ -21,7 +21,16 @@ class Op(str, Enum):
 
 
 @dataclass(frozen=True)
-class Change:
+class Located:
+    """Where in the file a record points: its line (None when unknown) and the index of the
+    YAML document in a multi-document stream. Keyword-only, after each record's own fields."""
+
+    line: int | None = field(default=None, kw_only=True)
+    document: int = field(default=0, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Change(Located):
     """One planned edit of one service.
 
     `path` is relative to the service mapping, e.g. ("cap_drop",) or
@@ -37,8 +46,6 @@ class Change:
     reason: str
     old: Any = None
     caveat: str | None = None
-    line: int | None = None
-    document: int = 0
     # What the value rests on, strongest first: "x-harden", "knowledge:<entry>",
     # "image:<digest> <fact>", "declared:<key> <value>", "observed:<what>", or "default"
     # (the profile's value, not checked against this service).
@@ -59,21 +66,17 @@ class Change:
 
 
 @dataclass(frozen=True)
-class Skip:
+class Skip(Located):
     control: str
     service: str
     reason: str
-    line: int | None = None
-    document: int = 0
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(Located):
     kind: str
     service: str
     message: str
-    line: int | None = None
-    document: int = 0
 
 
 class Status(str, Enum):

@@ -88,7 +88,7 @@ def _unverified(hardening: Any, view: ServiceView, profile: Profile, settings: A
         return planned
     wanted = "; ".join(c.describe() for c in changes)
     reason = f"needs review: {wanted} would rest on the profile default alone (unverified); confirm it with x-harden or the image"
-    return [s for s in planned if isinstance(s, Skip)] + [Skip(hardening.ID, view.name, reason, view.line)]
+    return [s for s in planned if isinstance(s, Skip)] + [Skip(hardening.ID, view.name, reason, line=view.line)]
 
 
 def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str], plan: Plan, project: Project = Project()) -> None:
@@ -114,7 +114,7 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
         if model.tags.get(name) == data.RESET_TAG:  # `name: !reset ...`: Compose drops the service
             line, _ = document.value_position(tree, name, doc.first_line)
             reason = "!reset removes this service from the project; nothing to harden here"
-            plan.skips += [Skip(c, str(name), reason, line, doc.index) for c in CONTROLS]
+            plan.skips += [Skip(c, str(name), reason, line=line, document=doc.index) for c in CONTROLS]
             plan.services += 1
             continue
         _compose_accepts(doc, tree, name, model, project)
@@ -133,7 +133,7 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
             view = replace(view, data=merged, extended=frozenset(merged) - frozenset(view.data))
         elif not any(k in view.data for k in ("image", "build", "extends")):
             reason = "no image, build or extends: a fragment of a service defined in another file; harden that file"
-            plan.skips += [Skip(c, view.name, reason, view.line, doc.index) for c in CONTROLS]
+            plan.skips += [Skip(c, view.name, reason, line=view.line, document=doc.index) for c in CONTROLS]
             continue
         elif inherit.local_base(view.data) is not None:
             before = inherit.effective(inherit.local_base(view.data), model)
@@ -151,7 +151,7 @@ def plan_document(doc: document.Document, profile: Profile, skip: frozenset[str]
         for hardening in PASSES:
             reason = settings.skip.get(hardening.ID) or _signal(view, hardening.ID)
             if reason:
-                plan.skips.append(Skip(hardening.ID, view.name, reason, view.line, doc.index))
+                plan.skips.append(Skip(hardening.ID, view.name, reason, line=view.line, document=doc.index))
                 continue
             planned = _unverified(hardening, view, profile, settings, hardening.plan(view, settings))
             planned = _admit(planned, hardening.ID, view, root, doc.tree, shared)

@@ -64,11 +64,11 @@ X_HARDEN = {
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
     if is_true(service.data.get("privileged")):
-        return [Skip(ID, service.name, "privileged: true grants every capability; cap_drop would be meaningless", service.line)]
+        return [Skip(ID, service.name, "privileged: true grants every capability; cap_drop would be meaningless", line=service.line)]
     for key in ("cap_drop", "cap_add"):
         value = service.data.get(key)
         if value is not None and not isinstance(value, list):
-            return [Skip(ID, service.name, f"{key} is not a list ({value!r}); left to the author", service.line_of(key))]
+            return [Skip(ID, service.name, f"{key} is not a list ({value!r}); left to the author", line=service.line_of(key))]
     dropped = {cap_name(c) for c in as_list(service.data.get("cap_drop"))}
     if "ALL" in dropped or any(is_variable(c) for c in dropped):
         return []

@@ -40,14 +40,14 @@ ENTRY = "no-new-privileges:true"
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
     value = service.data.get("security_opt")
     if value is not None and not isinstance(value, list):
-        return [Skip(ID, service.name, f"security_opt is not a list ({value!r}); left to the author", service.line_of("security_opt"))]
+        return [Skip(ID, service.name, f"security_opt is not a list ({value!r}); left to the author", line=service.line_of("security_opt"))]
     if service.target == "swarm":
-        return [Skip(ID, service.name, "a swarm stack file: docker stack deploy ignores security_opt, so no-new-privileges cannot be set here", service.line)]
+        return [Skip(ID, service.name, "a swarm stack file: docker stack deploy ignores security_opt, so no-new-privileges cannot be set here", line=service.line)]
     entries = as_list(value)
     current = no_new_privileges(entries)
     if current == "true" or (current is not None and is_variable(current)):
         return []
     if current is not None:
-        return [Skip(ID, service.name, f"no-new-privileges:{current} set explicitly; kept", service.line_of("security_opt"))]
+        return [Skip(ID, service.name, f"no-new-privileges:{current} set explicitly; kept", line=service.line_of("security_opt"))]
     return [Change(ID, service.name, ("security_opt",), Op.ADD, (ENTRY,), "no privilege gain through setuid / file caps",
                    caveat="sudo, su and setuid helpers stop working", line=service.line)]

@@ -98,14 +98,14 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
     if service.has("read_only") or (service.inherited("read_only")):
         value = service.data.get("read_only")
         if is_false(value):
-            out.append(Skip(ID, service.name, f"read_only: {value if isinstance(value, str) else 'false'} set explicitly; kept", service.line_of("read_only")))
+            out.append(Skip(ID, service.name, f"read_only: {value if isinstance(value, str) else 'false'} set explicitly; kept", line=service.line_of("read_only")))
         elif is_variable(value):
-            out.append(Skip(ID, service.name, f"read_only set through a variable ({value}); kept", service.line_of("read_only")))
+            out.append(Skip(ID, service.name, f"read_only set through a variable ({value}); kept", line=service.line_of("read_only")))
     else:
         unmounted = [p for p in settings.requires_mounts if p.rstrip("/") not in mounted_targets(service.data)]
         if unmounted:
             reason = f"image writes its data to {', '.join(unmounted)} (no VOLUME in the image): mount a volume there first"
-            return [Skip(ID, service.name, reason, service.line)]
+            return [Skip(ID, service.name, reason, line=service.line)]
         setting_now = True
         out.append(
             Change(ID, service.name, ("read_only",), Op.SET, True, "root filesystem read-only",
@@ -122,7 +122,7 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
         options = str(entry).split(":", 1)[1].split(",") if ":" in str(entry) else []
         if options and not {"noexec", "nosuid"} <= set(options):
             reason = f"existing tmpfs {entry} lacks noexec/nosuid; kept as written"
-            out.append(Skip(ID, service.name, reason, service.line_of("tmpfs")))
+            out.append(Skip(ID, service.name, reason, line=service.line_of("tmpfs")))
     covered = mounted_targets(service.data)
     add = []
     for entry in wanted:

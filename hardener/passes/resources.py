@@ -105,10 +105,10 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
     swarm = service.target == "swarm"
     form = "deploy" if swarm else form_of(data) or (settings.form if settings.form != "auto" else service.file_form) or "short"
     if form == "deploy" and service.inherited("deploy"):
-        return [Skip(ID, service.name, "deploy is inherited through a merge key; set limits in the anchor", service.line_of("deploy"))]
+        return [Skip(ID, service.name, "deploy is inherited through a merge key; set limits in the anchor", line=service.line_of("deploy"))]
     deploy = data.get("deploy")
     if form == "deploy" and deploy is not None and not isinstance(deploy, dict):
-        return [Skip(ID, service.name, "deploy is not a mapping; left to the author", service.line_of("deploy"))]
+        return [Skip(ID, service.name, "deploy is not a mapping; left to the author", line=service.line_of("deploy"))]
     limits = deploy_limits(data)
     needs = declared(dict(data))
     out: list[Change | Skip] = []
@@ -116,24 +116,24 @@ def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
         if data.get(SHORT[name]) is not None or limits.get(name) is not None:
             written = (SHORT[name], data.get(SHORT[name])) if data.get(SHORT[name]) is not None else (f"deploy.resources.limits.{name}", limits.get(name))
             if _no_limit(name, written[1]):
-                out.append(Skip(ID, service.name, f"{written[0]}: {written[1]} means no {name} limit; kept as written", service.line_of(written[0].split(".")[0])))
+                out.append(Skip(ID, service.name, f"{written[0]}: {written[1]} means no {name} limit; kept as written", line=service.line_of(written[0].split(".")[0])))
             continue
         if name == "memory" and needs.unknown and source != "x-harden":
-            out.append(Skip(ID, service.name, f"no memory limit: the service sizes itself through a variable ({', '.join(needs.unknown)})", service.line))
+            out.append(Skip(ID, service.name, f"no memory limit: the service sizes itself through a variable ({', '.join(needs.unknown)})", line=service.line))
             continue
         if name == "memory":
             value, source, reason, problem = _memory_bounds(data, value, source, reason, needs, form == "deploy")
             if problem:
-                out.append(Skip(ID, service.name, f"no memory limit: {problem}", service.line))
+                out.append(Skip(ID, service.name, f"no memory limit: {problem}", line=service.line))
                 continue
         if name == "cpus" and (cpu_amount(value) or 0) < 0.01:
-            out.append(Skip(ID, service.name, f"no cpus limit: {value} is below the engine's minimum of 0.01", service.line))
+            out.append(Skip(ID, service.name, f"no cpus limit: {value} is below the engine's minimum of 0.01", line=service.line))
             continue
         if name == "cpus" and needs.cpus_conflict and source != "x-harden":
-            out.append(Skip(ID, service.name, f"no cpus limit: {needs.cpus_conflict}", service.line_of("cpu_quota")))
+            out.append(Skip(ID, service.name, f"no cpus limit: {needs.cpus_conflict}", line=service.line_of("cpu_quota")))
             continue
         if name == "pids" and swarm and not service.stack_pids:
-            out.append(Skip(ID, service.name, "no pids limit: docker stack deploy takes deploy.resources.limits.pids from file format 3.9 on", service.line))
+            out.append(Skip(ID, service.name, "no pids limit: docker stack deploy takes deploy.resources.limits.pids from file format 3.9 on", line=service.line))
             continue
         if form == "deploy":
             path = ("deploy", "resources", "limits", name)

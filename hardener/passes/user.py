@@ -48,11 +48,11 @@ X_HARDEN = {
 
 def plan(service: ServiceView, settings: Settings) -> list[Change | Skip]:
     if is_true(service.data.get("privileged")):
-        return [Skip(ID, service.name, "privileged: true service; left as it is (see the privileged finding)", service.line)]
+        return [Skip(ID, service.name, "privileged: true service; left as it is (see the privileged finding)", line=service.line)]
     if service.has("user"):
         value = str(service.data["user"])
         if is_root_user(service.data["user"]):
-            return [Skip(ID, service.name, f"runs as root by explicit user: {value!r}; kept", service.line_of("user"))]
+            return [Skip(ID, service.name, f"runs as root by explicit user: {value!r}; kept", line=service.line_of("user"))]
         return []
     caveat = "volumes and bind mounts must be writable by this uid; root-then-drop entrypoints skip their chown"
     source = settings.sources.get("user", "profile")
