@@ -213,3 +213,24 @@ def test_a_new_control_needs_only_its_pass_module(new_control):
     bad = ServiceView("a", {"image": "x", "x-harden": {"seccomp": 1}}, frozenset({"image", "x-harden"}))
     with pytest.raises(ConfigError, match="x-harden.seccomp: must be a string"):
         resolve(new_control, bad)
+
+
+# --- the shipped files: held to their schemas here, not again on every start -------------
+
+
+@pytest.mark.parametrize("name", profile.builtin_names())
+def test_each_built_in_profile_holds_to_the_profile_schema(name: str):
+    file = profile.data_dir().joinpath(f"{name}.yaml")
+    read_yaml(file.read_text(encoding="utf-8"), str(file), "profile").check(config_schemas.validator("profile"))
+
+
+def test_the_shipped_images_yaml_holds_to_its_schema():
+    file = profile.data_dir().joinpath("images.yaml")
+    read_yaml(file.read_text(encoding="utf-8"), str(file)).check(config_schemas.validator("images"))
+
+
+def test_a_profile_file_is_still_checked_on_every_load(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("resources:\n  memroy: 1g\n")
+    with pytest.raises(ConfigError, match=r"p.yaml:2:\d+: resources: unknown key .memroy. \(did you mean .memory.\?\)"):
+        load_profile(str(bad))

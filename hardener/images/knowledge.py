@@ -168,7 +168,7 @@ def match_service_image(image: Any, entries: Sequence[ImageEntry]) -> Match:
 def builtin_entries() -> tuple[ImageEntry, ...]:
     """The shipped knowledge base, loaded once per process."""
     file = data_dir().joinpath("images.yaml")
-    return load_config(read_yaml(file.read_text(encoding="utf-8"), str(file)))
+    return load_config(read_yaml(file.read_text(encoding="utf-8"), str(file)), shipped=True)
 
 
 def load_entries(data: Any, file: str = "images.yaml") -> tuple[ImageEntry, ...]:
@@ -179,8 +179,11 @@ def load_entries(data: Any, file: str = "images.yaml") -> tuple[ImageEntry, ...]
     return load_config(Config(data, file=file))
 
 
-def load_config(config: Config) -> tuple[ImageEntry, ...]:
-    config.check(config_schemas.validator("images"))
+def load_config(config: Config, shipped: bool = False) -> tuple[ImageEntry, ...]:
+    """Entries of a checked configuration. `shipped`: the file that comes with harden, held
+    to its schema by the test suite rather than again on every start."""
+    if not shipped:
+        config.check(config_schemas.validator("images"))
     entries: list[ImageEntry] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(config.data["images"]):
