@@ -168,24 +168,9 @@ def commands(text: str) -> Iterator[Command]:
 
 
 def unquote(word: str) -> str:
-    """The word with quotes and backslashes removed and nothing substituted."""
-    out, i, n = [], 0, len(word)
-    while i < n:
-        c = word[i]
-        if c == "\\" and i + 1 < n:
-            out.append(word[i + 1])
-            i += 2
-        elif c == "'":
-            end = word.find("'", i + 1)
-            end = n if end < 0 else end
-            out.append(word[i + 1 : end])
-            i = end + 1
-        elif c == '"':
-            i += 1
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
+    """The word with quotes and backslashes removed and nothing substituted: `$X`, `${...}`,
+    `$(...)` and backquotes stay as written (`_expand` without a scope)."""
+    return _expand(word, None, None)
 
 
 # --- substitution ----------------------------------------------------------------------
@@ -227,7 +212,10 @@ def _parameter(body: str, scope: Scope, assign: Callable[[str, str], None] | Non
     return value if present and not empty else UNKNOWN  # ${x:?message}
 
 
-def _expand(text: str, scope: Scope, assign: Callable[[str, str], None] | None, *, quoted: bool = False) -> str:
+def _expand(text: str, scope: Scope | None, assign: Callable[[str, str], None] | None, *, quoted: bool = False) -> str:
+    """Quotes and backslashes removed; with a `scope`, the expansions substituted from it
+    (UNKNOWN where they cannot be known); without one (None, `unquote`), they stay as
+    written and double quotes are dropped where they stand."""
     out, i, n = [], 0, len(text)
     while i < n:
         c = text[i]
@@ -239,16 +227,18 @@ def _expand(text: str, scope: Scope, assign: Callable[[str, str], None] | None, 
             end = n if end < 0 else end
             out.append(text[i + 1 : end])
             i = end + 1
+        elif c == '"' and scope is None:  # unquote drops a double quote and reads on: a ' inside still quotes
+            i += 1
         elif c == '"':
             end = _skip_double(text, i)
             inner = text[i + 1 : end - 1] if text[end - 1 : end] == '"' else text[i + 1 : end]
             out.append(_expand(inner, scope, assign, quoted=True))
             i = end
-        elif c == "`":
+        elif c == "`" and scope is not None:
             end = text.find("`", i + 1)
             out.append(UNKNOWN)
             i = n if end < 0 else end + 1
-        elif c == "$" and i + 1 < n:
+        elif c == "$" and i + 1 < n and scope is not None:
             nxt = text[i + 1]
             if nxt == "(":
                 end = _skip_balanced(text, i + 1, "(", ")")
