@@ -12,14 +12,12 @@ planning as observed facts. Pure: text in, text out, no I/O.
 
 from __future__ import annotations
 
-import io
 import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from ruamel.yaml import YAML
-
 from ..declared import declared, memory_text
+from ..document import transform
 from ..values import cap_name, memory_bytes, no_new_privileges, numeric_user, tmpfs_target
 from .compare import Regression
 from .seen import Seen
@@ -136,13 +134,6 @@ def _numeric(user: str) -> str | None:
 # --- applying a fix to a Compose text (in memory only: it is never written) ------------------
 
 
-def _yaml() -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    return yaml
-
-
 def _limits(svc: Any) -> Any:
     deploy = svc.get("deploy")
     resources = deploy.get("resources") if isinstance(deploy, dict) else None
@@ -184,14 +175,15 @@ def _without(svc: Any, control: str) -> None:
             svc["deploy"]["resources"].pop("limits", None)
 
 
-def edit(text: str, changes: list[tuple[str, str, Any]]) -> str:
-    """`text` with (service, key, value) edits in the `Fix.key` vocabulary; `skip` takes the
-    control's keys out. Layout is not kept: the result only goes to Docker Compose."""
-    yaml = _yaml()
-    tree = yaml.load(text)
+def _services(tree: Any) -> Any:
     services = tree.get("services") if isinstance(tree, dict) else None
+    return services if isinstance(services, dict) else None
+
+
+def _edit(tree: Any, changes: list[tuple[str, str, Any]]) -> None:
+    services = _services(tree)
     for service, key, value in changes:
-        svc = services.get(service) if isinstance(services, dict) else None
+        svc = services.get(service) if services is not None else None
         if not isinstance(svc, dict):
             continue
         if key == "tmpfs":
@@ -211,9 +203,12 @@ def edit(text: str, changes: list[tuple[str, str, Any]]) -> str:
             svc["user"] = str(value)
         elif key == "skip":
             _without(svc, str(value))
-    out = io.StringIO()
-    yaml.dump(tree, out)
-    return out.getvalue()
+
+
+def edit(text: str, changes: list[tuple[str, str, Any]]) -> str:
+    """`text` with (service, key, value) edits in the `Fix.key` vocabulary; `skip` takes the
+    control's keys out. Layout is not kept: the result only goes to Docker Compose."""
+    return transform(text, lambda tree: _edit(tree, changes))
 
 
 def apply(text: str, fixes: list[Fix]) -> str:
@@ -224,11 +219,12 @@ def apply(text: str, fixes: list[Fix]) -> str:
 def unhardened(text: str, controls: tuple[str, ...] = ("user", "read_only", "capabilities", "no_new_privileges", "resources")) -> str:
     """`text` without the keys of the hardening controls in any service: the stack as it ran
     before it was hardened, for a file that is hardened already (`verify --as-is`)."""
-    yaml = _yaml()
-    tree = yaml.load(text)
-    services = tree.get("services") if isinstance(tree, dict) else None
-    names = [str(n) for n in services] if isinstance(services, dict) else []
-    return edit(text, [(name, "skip", control) for name in names for control in controls])
+
+    def strip(tree: Any) -> None:
+        names = [str(n) for n in _services(tree) or ()]
+        _edit(tree, [(name, "skip", control) for name in names for control in controls])
+
+    return transform(text, strip)
 
 
 def memory_of(value: Any) -> int:
