@@ -22,7 +22,7 @@ import shutil
 import signal
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import replace
@@ -210,7 +210,8 @@ def process_paths(paths: list[str], profile: Profile | None, skip: frozenset[str
     if use_compose:
         oracle.announce()  # once, before any worker starts
     if jobs <= 1 or len(work) < 8:  # a pool costs more than it saves on a few files
-        results = _overlapped(work) if use_compose and len(work) > 1 and oracle.compose_binary() else _in_turn(work)
+        overlap = use_compose and len(work) > 1 and oracle.compose_binary()
+        results = _pooled(work, OVERLAP, paths, threads=True) if overlap else _in_turn(work)
     else:
         results = _pooled(work, jobs, paths)
     order = {p: i for i, p in enumerate(paths)}
@@ -227,28 +228,33 @@ def _in_turn(work: list[Any]) -> list[list[FileOutcome]]:
     return results
 
 
-#: groups in flight in one process: while one waits for its Docker Compose loader check (a
-#: process of its own), the next is planned, so the two run on two cores
+#: groups in flight in one process (`_pooled` with threads): while one waits for its Docker
+#: Compose loader check (a process of its own), the next is planned, on another core
 OVERLAP = 3
 
 
-def _overlapped(work: list[Any]) -> list[list[FileOutcome]]:
-    """`_run_group` over `work` in threads of this process, `OVERLAP` groups at a time.
-    Ctrl-C: no new group starts, the running ones finish, `Interrupted` says what was written."""
-    results: dict[int, list[FileOutcome]] = {}
-    pool = ThreadPoolExecutor(max_workers=OVERLAP, thread_name_prefix="harden")
-    futures = {pool.submit(_run_group, w): i for i, w in enumerate(work)}
-    try:
-        for future in as_completed(futures):
+def _submitted(pool: Any, work: list[Any]) -> dict[Any, int]:
+    """Every group submitted to `pool`: future -> the group's index."""
+    return {pool.submit(_run_group, w): i for i, w in enumerate(work)}
+
+
+def _collect(futures: dict[Any, int], results: dict[int, list[FileOutcome]]) -> None:
+    """Each group's outcomes into `results`, by index, as it ends. The wait wakes every
+    tenth of a second: a Ctrl-C that reached another thread of this process is handled
+    by this one, which may otherwise sleep through it."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+        for future in done:
             results[futures[future]] = future.result()
-    except KeyboardInterrupt:
-        say("interrupted: finishing the files being written now, starting no others")
-        pool.shutdown(wait=True, cancel_futures=True)
-        done = [f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None]
-        raise Interrupted(_written(done)) from None
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    return [results[i] for i in range(len(work))]
+
+
+def _ended(futures: dict[Any, int], results: dict[int, list[FileOutcome]]) -> dict[int, list[FileOutcome]]:
+    """`results` with every group that ended well once the pool stopped."""
+    for future, index in futures.items():
+        if index not in results and future.done() and not future.cancelled() and future.exception() is None:
+            results[index] = future.result()
+    return results
 
 
 # --- worker processes, interrupts -----------------------------------------------------------
@@ -342,23 +348,23 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
         process.terminate()
 
 
-def _pooled(work: list[Any], jobs: int, paths: list[str]) -> list[list[FileOutcome]]:
-    """`_run_group` over `work` in `jobs` worker processes, each group reported as it ends.
-    A worker that dies (OOM killer, ...): the groups not reported yet run again in this
+def _pooled(work: list[Any], jobs: int, paths: list[str], threads: bool = False) -> list[list[FileOutcome]]:
+    """`_run_group` over `work` in `jobs` worker processes (`threads`: threads of this
+    process, `OVERLAP` of them, so that the next group is planned while one waits for its
+    Docker Compose loader check), each group reported as it ends. A worker that dies (OOM killer, ...): the groups not reported yet run again in this
     process, and what the dead worker wrote is reported as written. Ctrl-C: no new group
     starts, the running ones finish (Ctrl-C again stops them at once), and `Interrupted`
     says what was written."""
     before = {p: _identity(p) for p in paths}
     results: dict[int, list[FileOutcome]] = {}
     journal = temp_dir("run")
-    pool = ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start, initargs=(journal,))
+    pool: Executor = (ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="harden") if threads else
+                      ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start, initargs=(journal,)))
     futures: dict[Any, int] = {}
     try:
-        for index, w in enumerate(work):
-            futures[pool.submit(_run_group, w)] = index
+        futures = _submitted(pool, work)
         try:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
+            _collect(futures, results)
         except BrokenProcessPool:
             say("a worker process died; finishing its files in this process")
             pool.shutdown(wait=True, cancel_futures=True)
@@ -372,10 +378,7 @@ def _pooled(work: list[Any], jobs: int, paths: list[str]) -> list[list[FileOutco
             pool.shutdown(wait=True, cancel_futures=True)
         except KeyboardInterrupt:
             _terminate(pool)
-        for future, index in futures.items():
-            if index not in results and future.done() and not future.cancelled() and future.exception() is None:
-                results[index] = future.result()
-        written = _written(results.values())
+        written = _written(_ended(futures, results).values())
         written += [p for p in _read_journal(journal) if p not in written]
         written += [p for p in getattr(exc, "written", []) if p not in written]
         raise Interrupted(written) from None
