@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, List, Optional
 import typer
 
 from . import report
-from .files import FileOutcome, unified_diff
+from .files import FileOutcome, Keep, unified_diff
 from .image_lookup import FactsOptions
 from .model import HardenError, Status
 from .passes import BY_ID, CONTROLS
@@ -105,9 +105,9 @@ class RunOptions:
     image_facts: bool = FactsOpt
     offline: bool = OfflineOpt
 
-    def harden(self, paths: List[str], write: bool) -> tuple[list[FileOutcome], Verbosity]:
+    def harden(self, paths: List[str], write: bool, keep: Keep = Keep.REPORT) -> tuple[list[FileOutcome], Verbosity]:
         """Check the report path, harden the files (writing them when `write`), say what the
-        walk left out: the outcomes and the verbosity asked for."""
+        walk left out: the outcomes (as much of each as `keep` says) and the verbosity asked for."""
         from .output import verbosity
 
         level = verbosity(self.quiet, self.verbose)
@@ -115,7 +115,7 @@ class RunOptions:
         exclusion = _exclusion(self.exclude, self.extend_exclude, self.respect_gitignore, self.force_exclude)
         outcomes = _run(paths, self.profile, self.skip, self.recursive, self.jobs, write=write, use_compose=self.compose_check,
                         facts=FactsOptions.from_environment(self.image_facts, self.offline), stdin_filename=self.stdin_filename,
-                        exclusion=exclusion)
+                        exclusion=exclusion, keep=keep)
         _say_excluded(exclusion, level)
         return outcomes, level
 
@@ -135,7 +135,7 @@ def fix(
     """Rewrite Compose files in place so every service runs hardened. With --diff, write nothing and exit 1 while changes are pending or a risk is not accepted (--fail-on)."""
     from .output import Verbosity, plural
 
-    outcomes, level = run.harden(paths, write=not diff)
+    outcomes, level = run.harden(paths, write=not diff, keep=Keep.DIFF if diff else Keep.REPORT)
     fmt, report_file = run.fmt, run.report_file
     rep = report.Report(outcomes, "would change" if diff else "hardened", pending_is_failure=diff,
                         fail_on=run.fail_on_or(report.FailOn.CHANGE if diff else report.FailOn.NEVER), command="fix")
@@ -150,7 +150,7 @@ def fix(
                 typer.echo(f"#   {line}")
         for o in outcomes:
             if o.result.status is Status.CHANGED:
-                typer.echo(unified_diff(o.path if o.path != "-" else "stdin", o.result), nl=False)
+                typer.echo(o.diff if o.diff is not None else unified_diff(o.path if o.path != "-" else "stdin", o.result), nl=False)
         _finish(rep, fmt, report_file, "diff", level)
     if stdin:
         if outcomes[0].result.status is Status.ERROR:

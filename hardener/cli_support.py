@@ -17,7 +17,7 @@ import typer
 
 from . import report
 from .core import failed, harden_text
-from .files import MAX_BYTES, FileOutcome, decode, discover, loader_check
+from .files import MAX_BYTES, FileOutcome, Keep, decode, discover, loader_check
 from .image_lookup import FactsOptions, facts_for_text
 from .project import process_paths
 from .model import HardenError, InputError, Project
@@ -83,7 +83,8 @@ _STDIN: dict[str, bytes] = {}  # what this run read from stdin, for `fix -` to e
 
 
 def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: int, write: bool, use_compose: bool = True,
-         facts: FactsOptions = FactsOptions(enabled=False), stdin_filename: Optional[str] = None, exclusion=None) -> list[FileOutcome]:
+         facts: FactsOptions = FactsOptions(enabled=False), stdin_filename: Optional[str] = None, exclusion=None,
+         keep: Keep = Keep.ALL) -> list[FileOutcome]:
     prof, skips = _setup(profile, skip)
     if "-" in paths and len(paths) > 1:
         _fail("- (stdin) cannot be combined with other paths")
@@ -107,7 +108,7 @@ def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: 
     files = discover(paths, recursive, exclusion)
     if not files:
         _fail("no Compose files found in " + ", ".join(paths))
-    return process_paths(files, prof, skips, write, jobs or os.cpu_count() or 1, use_compose, facts)
+    return process_paths(files, prof, skips, write, jobs or os.cpu_count() or 1, use_compose, facts, keep)
 
 
 def _echo_input() -> None:

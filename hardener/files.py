@@ -46,15 +46,16 @@ removed the same way once their process is gone (`remove_stale_tempdirs`).
 
 from __future__ import annotations
 
-import difflib
 import errno
 import os
 import re
 import stat
 from typing import TYPE_CHECKING
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import Enum
 
 from . import oracle
+from .rewrite import render
 from .model import Failure, InputError, Result, Status
 
 if TYPE_CHECKING:
@@ -72,6 +73,27 @@ class FileOutcome:
     result: Result
     written: bool = False
     profile: str = ""  # name of the profile the file was hardened with
+    diff: str | None = None  # the unified diff, kept where the texts are not (`Keep.DIFF`)
+
+
+class Keep(str, Enum):
+    """What of a file's outcome a run keeps once the file is done: a run over thousands of
+    files keeps what its report needs, not every text it read and wrote."""
+
+    ALL = "all"  # the texts too (stdin, bulk)
+    DIFF = "diff"  # the unified diff in place of the texts (fix --diff)
+    REPORT = "report"  # what the report says (check, fix)
+
+
+def kept(outcome: FileOutcome, keep: Keep) -> FileOutcome:
+    """`outcome` as `keep` keeps it: without the texts, and with the hardened data of only
+    the services a risk is found in (where the report looks for an accepted reason)."""
+    if keep is Keep.ALL:
+        return outcome
+    result = outcome.result
+    diff = unified_diff(outcome.path, result) if keep is Keep.DIFF and result.status is Status.CHANGED else None
+    planned = {f.service: result.planned[f.service] for f in result.findings if f.service in result.planned}
+    return replace(outcome, result=replace(result, original="", text="", planned=planned), diff=diff)
 
 
 class ReadBytes(bytes):
@@ -242,7 +264,7 @@ def unified_diff(path: str, result: Result) -> str:
     before = result.original.splitlines(keepends=True)
     after = result.text.splitlines(keepends=True)
     a, b = (path, path) if os.path.isabs(path) else (f"a/{path}", f"b/{path}")
-    lines = difflib.unified_diff(before, after, fromfile=a, tofile=b)
+    lines = render.unified_diff(before, after, fromfile=a, tofile=b)  # difflib's lines, in linear time
     return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
 
 

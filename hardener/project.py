@@ -32,7 +32,7 @@ from . import document, oracle
 from .core import harden_text
 from .inherit import merge
 from .image_lookup import FactsOptions, facts_for_text
-from .files import (FileOutcome, atomic_write, decode, error_result, loader_check, merged_includes, read_bytes, refused,
+from .files import (FileOutcome, Keep, atomic_write, decode, error_result, loader_check, merged_includes, read_bytes, kept, refused,
                     remove_stale_temps, remove_stale_tempdirs, say, temp_dir)
 from .model import Failure, HardenError, Project, Result, Status
 from .passes import CONTROLS
@@ -187,22 +187,24 @@ def _merged_check(outcomes: list[tuple[str, bytes | None, Result]]) -> str | Non
     return None if after.ok else f"refused: Docker Compose rejects the merged project {names}: {after.error}"
 
 
-def _run_group(args: tuple[list[str], Profile | None, frozenset[str], bool, bool, FactsOptions]) -> list[FileOutcome]:
-    paths, profile, skip, write, use_compose, facts = args
+def _run_group(args: tuple[list[str], Profile | None, frozenset[str], bool, bool, FactsOptions, Keep]) -> list[FileOutcome]:
+    paths, profile, skip, write, use_compose, facts, keep = args
     if profile is None:  # the project's own .harden.yaml, else baseline
         try:
             profile = profile_for(os.path.dirname(os.path.abspath(paths[0])))
         except HardenError as exc:
             return [FileOutcome(p, error_result(exc.message)) for p in paths]
     outcomes = process_project(paths, profile, skip, write, use_compose, facts)
-    return [FileOutcome(o.path, o.result, o.written, profile.name) for o in outcomes]
+    return [kept(FileOutcome(o.path, o.result, o.written, profile.name), keep) for o in outcomes]
 
 
 def process_paths(paths: list[str], profile: Profile | None, skip: frozenset[str], write: bool, jobs: int = 1, use_compose: bool = True,
-                  facts: FactsOptions = FactsOptions(enabled=False)) -> list[FileOutcome]:
+                  facts: FactsOptions = FactsOptions(enabled=False), keep: Keep = Keep.ALL) -> list[FileOutcome]:
     """Every path, grouped into projects; one bad file never stops the others. Without a
-    `profile`, each project takes its nearest `.harden.yaml` (`profile.project_profile_ref`)."""
-    work = [(g, profile, skip, write, use_compose, facts) for g in group(paths)]
+    `profile`, each project takes its nearest `.harden.yaml` (`profile.project_profile_ref`).
+    Each outcome is cut down to what `keep` keeps as soon as its project is done (in the
+    worker), so a run's memory does not grow with the texts of every file."""
+    work = [(g, profile, skip, write, use_compose, facts, keep) for g in group(paths)]
     if write:
         for leftover in remove_stale_temps(paths):
             say(f"removed {leftover}: a temp file an interrupted run left behind")
