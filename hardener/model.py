@@ -20,7 +20,7 @@ class Op(str, Enum):
     ADD = "add"  # append missing items to a list (creating it when absent)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Located:
     """Where in the file a record points: its line (None when unknown) and the index of the
     YAML document in a multi-document stream. Keyword-only, after each record's own fields."""
@@ -29,7 +29,7 @@ class Located:
     document: int = field(default=0, kw_only=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change(Located):
     """One planned edit of one service.
 
@@ -65,14 +65,14 @@ class Change(Located):
         return f"{key} = {self.new!r}" if not isinstance(self.new, str) else f'{key} = "{self.new}"'
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Skip(Located):
     control: str
     service: str
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding(Located):
     kind: str
     service: str
