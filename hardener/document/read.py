@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -38,6 +39,11 @@ class Document:
     text: str  # normalised text of this document (LF, ends with "\n")
     tree: Any  # CommentedMap, or None for an empty / comment-only document
     indent: tuple[int, int, int]  # mapping, sequence, offset for the emitter
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """`text` split at its line ends, once (each service looks at its own lines)."""
+        return self.text.split("\n")
 
 
 def make_yaml(indent: tuple[int, int, int] = (2, 2, 0)) -> YAML:

@@ -63,7 +63,7 @@ def layout(doc: Document, name: Any) -> Layout:
             if where[0] is not None:
                 config[("x-harden",)] = where  # type: ignore[assignment]
     line = key_line(section, name, doc.first_line)
-    signals = author_signals(doc.text.split("\n"), line - 1 - doc.first_line, doc.first_line) if line is not None and "#" in doc.text else {}
+    signals = author_signals(doc.lines, line - 1 - doc.first_line, doc.first_line) if line is not None and "#" in doc.text else {}
     return Layout(line, keys, config, signals)
 
 
