@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import typer
 
@@ -105,9 +105,11 @@ class RunOptions:
     image_facts: bool = FactsOpt
     offline: bool = OfflineOpt
 
-    def harden(self, paths: List[str], write: bool, keep: Keep = Keep.REPORT) -> tuple[list[FileOutcome], Verbosity]:
+    def harden(self, paths: List[str], write: bool, keep: Keep = Keep.REPORT,
+               emit: Optional[Callable[[FileOutcome], FileOutcome]] = None) -> tuple[list[FileOutcome], Verbosity]:
         """Check the report path, harden the files (writing them when `write`), say what the
-        walk left out: the outcomes (as much of each as `keep` says) and the verbosity asked for."""
+        walk left out: the outcomes (as much of each as `keep` says, each handed to `emit`
+        in order as soon as it is done) and the verbosity asked for."""
         from .output import verbosity
 
         level = verbosity(self.quiet, self.verbose)
@@ -115,7 +117,7 @@ class RunOptions:
         exclusion = _exclusion(self.exclude, self.extend_exclude, self.respect_gitignore, self.force_exclude)
         outcomes = _run(paths, self.profile, self.skip, self.recursive, self.jobs, write=write, use_compose=self.compose_check,
                         facts=FactsOptions.from_environment(self.image_facts, self.offline), stdin_filename=self.stdin_filename,
-                        exclusion=exclusion, keep=keep)
+                        exclusion=exclusion, keep=keep, emit=emit)
         _say_excluded(exclusion, level)
         return outcomes, level
 
@@ -133,24 +135,18 @@ def fix(
     run: RunOptions,
 ) -> None:
     """Rewrite Compose files in place so every service runs hardened. With --diff, write nothing and exit 1 while changes are pending or a risk is not accepted (--fail-on)."""
-    from .output import Verbosity, plural
+    from .output import verbosity
 
-    outcomes, level = run.harden(paths, write=not diff, keep=Keep.DIFF if diff else Keep.REPORT)
     fmt, report_file = run.fmt, run.report_file
+    stdin = paths == ["-"]
+    show = diff and (fmt is Format.text or bool(report_file))  # a machine report on stdout replaces the diff
+    emit = _diff_printer(verbosity(run.quiet, run.verbose)) if show else None
+    outcomes, level = run.harden(paths, write=not diff, keep=Keep.DIFF if show else Keep.REPORT if not stdin else Keep.ALL, emit=emit)
     rep = report.Report(outcomes, "would change" if diff else "hardened", pending_is_failure=diff,
                         fail_on=run.fail_on_or(report.FailOn.CHANGE if diff else report.FailOn.NEVER), command="fix")
-    stdin = paths == ["-"]
     if fmt is not Format.text and not report_file:
         _finish(rep, fmt, None, "report", level)
     if diff:
-        review = report.unverified(outcomes)
-        if review and level is not Verbosity.QUIET:  # before the diff (patch tools skip leading lines): a reviewer reads these first
-            typer.echo(f"# {plural(len(review), 'value')} rest{'s' if len(review) == 1 else ''} on the profile default alone (unverified); review them first:")
-            for line in review:
-                typer.echo(f"#   {line}")
-        for o in outcomes:
-            if o.result.status is Status.CHANGED:
-                typer.echo(o.diff if o.diff is not None else unified_diff(o.path if o.path != "-" else "stdin", o.result), nl=False)
         _finish(rep, fmt, report_file, "diff", level)
     if stdin:
         if outcomes[0].result.status is Status.ERROR:
@@ -160,6 +156,26 @@ def fix(
             sys.stdout.flush()
         _finish(rep, fmt, report_file, "text", level)
     _finish(rep, fmt, report_file, "nothing", level)
+
+
+def _diff_printer(level: Verbosity) -> Callable[[FileOutcome], FileOutcome]:
+    """Print a file's diff as soon as the files before it are printed, led by the values of
+    it that rest on the profile default alone (patch tools skip the `#` lines: a reviewer
+    reads them first); the run then keeps the outcome without its diff."""
+    from .output import Verbosity, plural
+
+    def show(o: FileOutcome) -> FileOutcome:
+        if o.result.status is not Status.CHANGED:
+            return o
+        review = report.unverified([o])
+        if review and level is not Verbosity.QUIET:
+            typer.echo(f"# {plural(len(review), 'value')} rest{'s' if len(review) == 1 else ''} on the profile default alone (unverified); review them first:")
+            for line in review:
+                typer.echo(f"#   {line}")
+        typer.echo(o.diff if o.diff is not None else unified_diff(o.path if o.path != "-" else "stdin", o.result), nl=False)
+        return replace(o, diff=None)
+
+    return show
 
 
 @app.command()

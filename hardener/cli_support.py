@@ -84,7 +84,7 @@ _STDIN: dict[str, bytes] = {}  # what this run read from stdin, for `fix -` to e
 
 def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: int, write: bool, use_compose: bool = True,
          facts: FactsOptions = FactsOptions(enabled=False), stdin_filename: Optional[str] = None, exclusion=None,
-         keep: Keep = Keep.ALL) -> list[FileOutcome]:
+         keep: Keep = Keep.ALL, emit: Optional[Callable[[FileOutcome], FileOutcome]] = None) -> list[FileOutcome]:
     prof, skips = _setup(profile, skip)
     if "-" in paths and len(paths) > 1:
         _fail("- (stdin) cannot be combined with other paths")
@@ -104,11 +104,12 @@ def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: 
         here = _profile_here(prof, where)
         project = Project(images=facts_for_text(text, facts))
         loader_dir = where if os.path.isdir(where) else os.getcwd()
-        return [FileOutcome(name, loader_check(harden_text(text, here, skips, project), loader_dir, use_compose), profile=here.name)]
+        outcome = FileOutcome(name, loader_check(harden_text(text, here, skips, project), loader_dir, use_compose), profile=here.name)
+        return [emit(outcome) if emit else outcome]
     files = discover(paths, recursive, exclusion)
     if not files:
         _fail("no Compose files found in " + ", ".join(paths))
-    return process_paths(files, prof, skips, write, jobs or os.cpu_count() or 1, use_compose, facts, keep)
+    return process_paths(files, prof, skips, write, jobs or os.cpu_count() or 1, use_compose, facts, keep, emit)
 
 
 def _echo_input() -> None:

@@ -16,16 +16,8 @@ on disk. Files named `*.compose.yaml` are separate stacks, hardened on their own
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import shutil
-import signal
-import threading
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 from . import document, oracle
@@ -33,7 +25,7 @@ from .core import harden_text
 from .inherit import merge
 from .image_lookup import FactsOptions, facts_for_text
 from .files import (FileOutcome, Keep, atomic_write, decode, error_result, loader_check, merged_includes, read_bytes, kept, refused,
-                    remove_stale_temps, remove_stale_tempdirs, say, temp_dir)
+                    remove_stale_temps, remove_stale_tempdirs, say)
 from .model import Failure, HardenError, Project, Result, Status
 from .passes import CONTROLS
 from .profile import Profile, profile_for
@@ -199,12 +191,16 @@ def _run_group(args: tuple[list[str], Profile | None, frozenset[str], bool, bool
 
 
 def process_paths(paths: list[str], profile: Profile | None, skip: frozenset[str], write: bool, jobs: int = 1, use_compose: bool = True,
-                  facts: FactsOptions = FactsOptions(enabled=False), keep: Keep = Keep.ALL) -> list[FileOutcome]:
+                  facts: FactsOptions = FactsOptions(enabled=False), keep: Keep = Keep.ALL,
+                  emit: Callable[[FileOutcome], FileOutcome] | None = None) -> list[FileOutcome]:
     """Every path, grouped into projects; one bad file never stops the others. Without a
     `profile`, each project takes its nearest `.harden.yaml` (`profile.project_profile_ref`).
     Each outcome is cut down to what `keep` keeps as soon as its project is done (in the
-    worker), so a run's memory does not grow with the texts of every file."""
+    worker), and handed to `emit` in the order of `paths` as soon as the ones before it
+    are done; what `emit` returns is what the run keeps of it. So a run's memory does not
+    grow with the texts (or diffs) of every file."""
     work = [(g, profile, skip, write, use_compose, facts, keep) for g in group(paths)]
+    in_order = _InOrder(paths, emit)
     if write:
         for leftover in remove_stale_temps(paths):
             say(f"removed {leftover}: a temp file an interrupted run left behind")
@@ -213,178 +209,15 @@ def process_paths(paths: list[str], profile: Profile | None, skip: frozenset[str
         oracle.announce()  # once, before any worker starts
     if jobs <= 1 or len(work) < 8:  # a pool costs more than it saves on a few files
         overlap = use_compose and len(work) > 1 and oracle.compose_binary()
-        results = _pooled(work, OVERLAP, paths, threads=True) if overlap else _in_turn(work)
+        if overlap:
+            _pooled(work, OVERLAP, paths, in_order, _run_group, threads=True)
+        else:
+            _in_turn(work, in_order, _run_group)
     else:
-        results = _pooled(work, jobs, paths)
-    order = {p: i for i, p in enumerate(paths)}
-    return sorted((o for group_outcomes in results for o in group_outcomes), key=lambda o: order.get(o.path, 0))
+        _pooled(work, jobs, paths, in_order, _run_group)
+    return in_order.finish()
 
 
-def _in_turn(work: list[Any]) -> list[list[FileOutcome]]:
-    results: list[list[FileOutcome]] = []
-    try:
-        for w in work:
-            results.append(_run_group(w))
-    except KeyboardInterrupt as exc:
-        raise Interrupted(_written(results) + getattr(exc, "written", [])) from None
-    return results
-
-
-#: groups in flight in one process (`_pooled` with threads): while one waits for its Docker
-#: Compose loader check (a process of its own), the next is planned, on another core
-OVERLAP = 3
-
-
-def _submitted(pool: Any, work: list[Any]) -> dict[Any, int]:
-    """Every group submitted to `pool`: future -> the group's index."""
-    return {pool.submit(_run_group, w): i for i, w in enumerate(work)}
-
-
-def _collect(futures: dict[Any, int], results: dict[int, list[FileOutcome]]) -> None:
-    """Each group's outcomes into `results`, by index, as it ends. The wait wakes every
-    tenth of a second: a Ctrl-C that reached another thread of this process is handled
-    by this one, which may otherwise sleep through it."""
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-        for future in done:
-            results[futures[future]] = future.result()
-
-
-def _ended(futures: dict[Any, int], results: dict[int, list[FileOutcome]]) -> dict[int, list[FileOutcome]]:
-    """`results` with every group that ended well once the pool stopped."""
-    for future, index in futures.items():
-        if index not in results and future.done() and not future.cancelled() and future.exception() is None:
-            results[index] = future.result()
-    return results
-
-
-# --- worker processes, interrupts -----------------------------------------------------------
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the run; `written` lists the files written before it stopped (every
-    other file is as it was)."""
-
-    def __init__(self, written: list[str]):
-        super().__init__()
-        self.written = written
-
-
-_JOURNAL: str | None = None  # in a pool worker: where each file written is recorded as it happens
-
-
-@contextmanager
-def _held_interrupt() -> Iterator[None]:
-    """SIGINT held back (blocked, not lost) for the duration: it arrives afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _worker_start(journal: str) -> None:
-    global _JOURNAL
-    _JOURNAL = journal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it lets running groups finish
-
-
-def _journal(outcome: FileOutcome, profile: str) -> None:
-    """In a pool worker: record a file as written, at once (the worker may die next)."""
-    if _JOURNAL is None:
-        return
-    light = replace(outcome.result, original="", text="", planned={})
-    record = pickle.dumps(FileOutcome(outcome.path, light, True, profile))
-    with open(os.path.join(_JOURNAL, str(os.getpid())), "ab") as handle:
-        handle.write(len(record).to_bytes(8, "big") + record)
-
-
-def _read_journal(journal: str) -> dict[str, FileOutcome]:
-    written: dict[str, FileOutcome] = {}
-    for name in os.listdir(journal):
-        with open(os.path.join(journal, name), "rb") as handle:
-            data = handle.read()
-        at = 0
-        while at + 8 <= len(data):
-            size = int.from_bytes(data[at:at + 8], "big")
-            if at + 8 + size > len(data):
-                break  # the worker died while recording: that last record is incomplete
-            outcome = pickle.loads(data[at + 8:at + 8 + size])
-            written[outcome.path] = outcome
-            at += 8 + size
-    return written
-
-
-def _written(results: Any) -> list[str]:
-    return [o.path for group_outcomes in results for o in group_outcomes if o.written]
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
-
-
-def _as_really(outcomes: list[FileOutcome], journal: dict[str, FileOutcome], before: dict[str, tuple[int, int] | None]) -> list[FileOutcome]:
-    """Outcomes of a group run again in this process after its worker died: a file that
-    worker had already written shows as unchanged now; report it as written."""
-    out = []
-    for o in outcomes:
-        if o.result.status is Status.UNCHANGED and o.path in journal:
-            o = journal[o.path]
-        elif o.result.status is Status.UNCHANGED and _identity(o.path) != before.get(o.path):
-            message = "written by a worker process that died before it could report the changes"
-            o = FileOutcome(o.path, replace(o.result, status=Status.CHANGED, message=message), True, o.profile)
-        out.append(o)
-    return out
-
-
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        process.terminate()
-
-
-def _pooled(work: list[Any], jobs: int, paths: list[str], threads: bool = False) -> list[list[FileOutcome]]:
-    """`_run_group` over `work` in `jobs` worker processes (`threads`: threads of this
-    process, `OVERLAP` of them, so that the next group is planned while one waits for its
-    Docker Compose loader check), each group reported as it ends. A worker that dies (OOM killer, ...): the groups not reported yet run again in this
-    process, and what the dead worker wrote is reported as written. Ctrl-C: no new group
-    starts, the running ones finish (Ctrl-C again stops them at once), and `Interrupted`
-    says what was written."""
-    before = {p: _identity(p) for p in paths}
-    results: dict[int, list[FileOutcome]] = {}
-    journal = temp_dir("run")
-    pool: Executor = (ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="harden") if threads else
-                      ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start, initargs=(journal,)))
-    futures: dict[Any, int] = {}
-    try:
-        futures = _submitted(pool, work)
-        try:
-            _collect(futures, results)
-        except BrokenProcessPool:
-            say("a worker process died; finishing its files in this process")
-            pool.shutdown(wait=True, cancel_futures=True)
-            recorded = _read_journal(journal)
-            for index, w in enumerate(work):
-                if index not in results:
-                    results[index] = _as_really(_run_group(w), recorded, before)
-    except KeyboardInterrupt as exc:
-        say("interrupted: finishing the files being written now, starting no others (Ctrl-C again stops at once)")
-        try:
-            pool.shutdown(wait=True, cancel_futures=True)
-        except KeyboardInterrupt:
-            _terminate(pool)
-        written = _written(_ended(futures, results).values())
-        written += [p for p in _read_journal(journal) if p not in written]
-        written += [p for p in getattr(exc, "written", []) if p not in written]
-        raise Interrupted(written) from None
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-        shutil.rmtree(journal, ignore_errors=True)
-    return [results[i] for i in range(len(work))]
+# Running the groups (in turn, in threads, in worker processes), handing outcomes on in
+# order, and what Ctrl-C or a dead worker leaves: `workers`.
+from .workers import OVERLAP, Interrupted, _held_interrupt, _in_turn, _InOrder, _journal, _pooled  # noqa: E402

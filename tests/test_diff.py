@@ -130,3 +130,43 @@ def test_a_run_returns_outcomes_cut_down_as_asked(tmp_path: Path, keep: Keep):
     assert [o.result.status for o in outcomes] == [Status.CHANGED, Status.CHANGED]
     assert all(o.result.text == "" for o in outcomes)
     assert all((o.diff is not None) == (keep is Keep.DIFF) for o in outcomes)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_outcomes_are_handed_on_in_the_order_of_the_paths_and_the_run_keeps_what_emit_returns(tmp_path: Path, jobs: int):
+    """Twelve stacks (enough for worker processes with jobs=2): each outcome reaches `emit`
+    once, in the order the paths were given, whatever order the workers end in."""
+    paths = []
+    for n in range(12):
+        folder = tmp_path / f"s{(n * 7) % 12:02d}"  # given in an order that is not the folders' order
+        folder.mkdir()
+        (folder / "compose.yaml").write_text(f"services:\n  a{n}:\n    image: busybox\n" + "".join(f"  x{i}:\n    image: busybox\n" for i in range(n % 3)))
+        paths.append(str(folder / "compose.yaml"))
+    seen: list[str] = []
+
+    def emit(o: FileOutcome) -> FileOutcome:
+        seen.append(o.path)
+        assert o.diff is not None and o.diff.startswith(f"--- {o.path}")
+        return FileOutcome(o.path, o.result, o.written, "kept")
+
+    outcomes = process_paths(paths, PROFILE, NO_SKIPS, write=False, jobs=jobs, use_compose=False, keep=Keep.DIFF, emit=emit)
+    assert seen == paths
+    assert [o.path for o in outcomes] == paths and all(o.profile == "kept" for o in outcomes)
+
+
+def test_fix_diff_prints_each_files_review_lines_and_diff_in_the_order_given(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from hardener.cli import app
+
+    for name in ("b", "a"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "compose.yaml").write_text("services:\n  web:\n    image: busybox\n")
+    paths = [str(tmp_path / "b" / "compose.yaml"), str(tmp_path / "a" / "compose.yaml")]
+    out = CliRunner().invoke(app, ["fix", "--diff", "--no-compose-check", "--no-image-facts", *paths]).stdout
+    heads = [line for line in out.splitlines() if line.startswith(("# ", "--- "))]
+    assert [h.split()[1] for h in heads if h.startswith("--- ")] == paths
+    assert heads[0].startswith("# ") and "unverified" in heads[0]
+    first_diff = heads.index(f"--- {paths[0]}")
+    assert all(h.startswith("# ") or h == f"--- {paths[0]}" for h in heads[: first_diff + 1])
+    assert any(h.startswith("# ") and paths[1] in h for h in heads[first_diff:])  # b's review lines come after a's diff
