@@ -62,7 +62,7 @@ PathsArg = typer.Argument(..., metavar="PATH", help="Compose files, directories,
 ProfileOpt = typer.Option(None, "--profile", "-p", metavar="NAME|FILE", help="Built-in profile name or a profile YAML file [default: the nearest .harden.yaml, up to the repository root, else baseline].")
 SkipOpt = typer.Option(None, "--skip", metavar="CONTROL", help="Control to leave alone (repeatable): " + ", ".join(CONTROLS))
 RecursiveOpt = typer.Option(False, "--recursive", "-r", help="Search directories recursively.")
-JobsOpt = typer.Option(0, "--jobs", "-j", min=0, metavar="N", help="Worker processes (0: one per CPU).")
+JobsOpt = typer.Option(0, "--jobs", "-j", min=0, metavar="N", help="Worker processes (0: one per CPU, two per CPU with the Compose loader check).")
 FormatOpt = typer.Option(Format.text, "--output-format", "--format", help="Report format: text, json, sarif, or github (workflow annotations).")
 ReportOpt = typer.Option(None, "--report", metavar="FILE", help="Write the report, in --output-format, to this file; stdout then carries the text report.")
 FailOnOpt = typer.Option(None, "--fail-on", case_sensitive=False, show_default=False,

@@ -109,7 +109,10 @@ def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: 
     files = discover(paths, recursive, exclusion)
     if not files:
         _fail("no Compose files found in " + ", ".join(paths))
-    return process_paths(files, prof, skips, write, jobs or os.cpu_count() or 1, use_compose, facts, keep, emit)
+    # --jobs 0: a worker per CPU, two with the Compose loader check: a worker waits for
+    # the binary (a process of its own, on another CPU) about half of its time
+    workers = jobs or (os.cpu_count() or 1) * (2 if use_compose else 1)
+    return process_paths(files, prof, skips, write, workers, use_compose, facts, keep, emit)
 
 
 def _echo_input() -> None:
