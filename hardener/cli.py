@@ -140,7 +140,7 @@ def fix(
     fmt, report_file = run.fmt, run.report_file
     stdin = paths == ["-"]
     show = diff and (fmt is Format.text or bool(report_file))  # a machine report on stdout replaces the diff
-    emit = _diff_printer(verbosity(run.quiet, run.verbose)) if show else None
+    emit = _diff_printer(verbosity(run.quiet, run.verbose), records=bool(report_file)) if show else None
     outcomes, level = run.harden(paths, write=not diff, keep=Keep.DIFF if show else Keep.REPORT if not stdin else Keep.ALL, emit=emit)
     rep = report.Report(outcomes, "would change" if diff else "hardened", pending_is_failure=diff,
                         fail_on=run.fail_on_or(report.FailOn.CHANGE if diff else report.FailOn.NEVER), command="fix")
@@ -158,10 +158,11 @@ def fix(
     _finish(rep, fmt, report_file, "nothing", level)
 
 
-def _diff_printer(level: Verbosity) -> Callable[[FileOutcome], FileOutcome]:
+def _diff_printer(level: Verbosity, records: bool) -> Callable[[FileOutcome], FileOutcome]:
     """Print a file's diff as soon as the files before it are printed, led by the values of
     it that rest on the profile default alone (patch tools skip the `#` lines: a reviewer
-    reads them first); the run then keeps the outcome without its diff."""
+    reads them first); the run then keeps the outcome without its diff, and without the
+    records of its changes (their number only) unless a report file lists them (`records`)."""
     from .output import Verbosity, plural
 
     def show(o: FileOutcome) -> FileOutcome:
@@ -173,7 +174,9 @@ def _diff_printer(level: Verbosity) -> Callable[[FileOutcome], FileOutcome]:
             for line in review:
                 typer.echo(f"#   {line}")
         typer.echo(o.diff if o.diff is not None else unified_diff(o.path if o.path != "-" else "stdin", o.result), nl=False)
-        return replace(o, diff=None)
+        if records:
+            return replace(o, diff=None)
+        return replace(o, diff=None, changes=len(o.result.changes), result=replace(o.result, changes=()))
 
     return show
 

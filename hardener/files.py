@@ -74,6 +74,11 @@ class FileOutcome:
     written: bool = False
     profile: str = ""  # name of the profile the file was hardened with
     diff: str | None = None  # the unified diff, kept where the texts are not (`Keep.DIFF`)
+    changes: int | None = None  # how many changes, where their records are not kept (a printed diff's)
+
+    @property
+    def change_count(self) -> int:
+        return self.changes if self.changes is not None else len(self.result.changes)
 
 
 class Keep(str, Enum):

@@ -135,7 +135,7 @@ class Report:
             "errors": counts[Status.ERROR],
             "written": sum(1 for o in self.outcomes if o.written),
             "services": sum(o.result.services for o in self.outcomes),
-            "changes": sum(len(o.result.changes) for o in self.outcomes if o.result.status is Status.CHANGED),
+            "changes": sum(o.change_count for o in self.outcomes if o.result.status is Status.CHANGED),
             "skips": sum(len(o.result.skips) for o in self.outcomes if o.result.status is not Status.ERROR),
             "risks": len(self._risks),
             "risks_accepted": sum(1 for r in self._risks if r.accepted),

@@ -170,3 +170,25 @@ def test_fix_diff_prints_each_files_review_lines_and_diff_in_the_order_given(tmp
     first_diff = heads.index(f"--- {paths[0]}")
     assert all(h.startswith("# ") or h == f"--- {paths[0]}" for h in heads[: first_diff + 1])
     assert any(h.startswith("# ") and paths[1] in h for h in heads[first_diff:])  # b's review lines come after a's diff
+
+
+def test_fix_diff_counts_the_changes_it_no_longer_keeps_and_a_report_file_still_lists_them(tmp_path: Path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from hardener.cli import app
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "compose.yaml").write_text("services:\n  web:\n    image: busybox\n  db:\n    image: busybox\n")
+    paths = [str(tmp_path / n / "compose.yaml") for n in ("a", "b")]
+    flags = ["--no-compose-check", "--no-image-facts"]
+    listed = json.loads(CliRunner().invoke(app, ["check", *flags, "--format", "json", *paths]).stdout)
+    total = sum(len(f["changes"]) for f in listed["files"])
+    assert total > 0
+    run = CliRunner().invoke(app, ["fix", "--diff", *flags, *paths])
+    assert f"; {total} changes," in run.stderr
+    report = tmp_path / "report.json"
+    CliRunner().invoke(app, ["fix", "--diff", *flags, "--format", "json", "--report", str(report), *paths])
+    assert [len(f["changes"]) for f in json.loads(report.read_text())["files"]] == [len(f["changes"]) for f in listed["files"]]
