@@ -141,7 +141,7 @@ def fix(
     stdin = paths == ["-"]
     show = diff and (fmt is Format.text or bool(report_file))  # a machine report on stdout replaces the diff
     emit = _diff_printer(verbosity(run.quiet, run.verbose), records=bool(report_file)) if show else None
-    outcomes, level = run.harden(paths, write=not diff, keep=Keep.DIFF if show else Keep.REPORT if not stdin else Keep.ALL, emit=emit)
+    outcomes, level = run.harden(paths, write=not diff, keep=Keep.DIFF if show else Keep.REPORT, emit=emit)  # stdin is kept whole
     rep = report.Report(outcomes, "would change" if diff else "hardened", pending_is_failure=diff,
                         fail_on=run.fail_on_or(report.FailOn.CHANGE if diff else report.FailOn.NEVER), command="fix")
     if fmt is not Format.text and not report_file:

@@ -91,7 +91,7 @@ def _run(paths: List[str], profile: Optional[str], skip, recursive: bool, jobs: 
     if stdin_filename is not None and paths != ["-"]:
         _fail("--stdin-filename names the file read from stdin: give - as the path")
     _STDIN.clear()
-    if paths == ["-"]:
+    if paths == ["-"]:  # one text, kept whole whatever `keep` says: fix - prints it
         name = stdin_filename or "-"
         where = os.path.dirname(os.path.abspath(stdin_filename)) if stdin_filename else os.getcwd()
         try:

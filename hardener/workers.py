@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from .files import FileOutcome, say, temp_dir
-from .model import Result, Status
+from .model import Status
 
 Run = Callable[[Any], "list[FileOutcome]"]
 
@@ -40,14 +40,14 @@ class _InOrder:
         self.kept: list[FileOutcome] = []
         self.next = 0
 
-    def add(self, outcomes: list[FileOutcome]) -> list[FileOutcome]:
-        """Take a group's outcomes; returns what the pool remembers of them (path, written)."""
+    def add(self, outcomes: list[FileOutcome]) -> list[str]:
+        """Take a group's outcomes; returns what the pool remembers of them: the files written."""
         for o in outcomes:
             self.waiting.setdefault(self.order.get(o.path, 0), []).append(o)
         while self.next in self.waiting or (self.next < self.count and self.next not in self.used):
             self.kept.extend(self.emit(o) for o in self.waiting.pop(self.next, []))
             self.next += 1
-        return [replace(o, result=_DONE, diff=None) for o in outcomes]
+        return [o.path for o in outcomes if o.written]
 
     def finish(self) -> list[FileOutcome]:
         for index in sorted(self.waiting):
@@ -55,11 +55,8 @@ class _InOrder:
         return self.kept
 
 
-_DONE = Result(Status.UNCHANGED, "", "")  # what the pool remembers of a file handed on: its path and whether it was written
-
-
 def _in_turn(work: list[Any], in_order: _InOrder, run: Run) -> None:
-    results: list[list[FileOutcome]] = []
+    results: list[list[str]] = []  # each group's files written
     try:
         for w in work:
             results.append(in_order.add(run(w)))
@@ -72,10 +69,10 @@ def _in_turn(work: list[Any], in_order: _InOrder, run: Run) -> None:
 OVERLAP = 3
 
 
-def _collect(pool: Executor, work: list[Any], futures: dict[Any, int], results: dict[int, list[FileOutcome]],
+def _collect(pool: Executor, work: list[Any], futures: dict[Any, int], results: dict[int, list[str]],
              in_order: _InOrder, window: int, run: Run) -> None:
     """Run `work` in `pool`, at most `window` groups submitted at a time (`futures`: those
-    in flight, future -> index), each group's outcomes into `results` as it ends. The
+    in flight, future -> index), each group's files written into `results` as it ends. The
     wait wakes every tenth of a second: a Ctrl-C that reached another thread of this
     process is handled by this one, which may otherwise sleep through it."""
     queue = iter(enumerate(work))
@@ -92,7 +89,7 @@ def _collect(pool: Executor, work: list[Any], futures: dict[Any, int], results: 
             results[futures.pop(future)] = in_order.add(future.result())
 
 
-def _ended(futures: dict[Any, int], results: dict[int, list[FileOutcome]], in_order: _InOrder) -> dict[int, list[FileOutcome]]:
+def _ended(futures: dict[Any, int], results: dict[int, list[str]], in_order: _InOrder) -> dict[int, list[str]]:
     """`results` with every group that ended well once the pool stopped."""
     for future, index in futures.items():
         if index not in results and future.done() and not future.cancelled() and future.exception() is None:
@@ -161,7 +158,8 @@ def _read_journal(journal: str) -> dict[str, FileOutcome]:
 
 
 def _written(results: Any) -> list[str]:
-    return [o.path for group_outcomes in results for o in group_outcomes if o.written]
+    """The files written, from each group's list of them."""
+    return [path for paths in results for path in paths]
 
 
 def _identity(path: str) -> tuple[int, int] | None:
@@ -194,12 +192,13 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
 def _pooled(work: list[Any], jobs: int, paths: list[str], in_order: _InOrder, run: Run, threads: bool = False) -> None:
     """`run` over `work` in `jobs` worker processes (`threads`: threads of this
     process, `OVERLAP` of them, so that the next group is planned while one waits for its
-    Docker Compose loader check), each group reported as it ends. A worker that dies (OOM killer, ...): the groups not reported yet run again in this
-    process, and what the dead worker wrote is reported as written. Ctrl-C: no new group
+    Docker Compose loader check), each group reported as it ends. A worker process that
+    dies (OOM killer, ...): the groups not reported yet run again in this process, and
+    what the dead worker wrote is reported as written. Ctrl-C: no new group
     starts, the running ones finish (Ctrl-C again stops them at once), and `Interrupted`
     says what was written."""
-    before = {p: _identity(p) for p in paths}
-    results: dict[int, list[FileOutcome]] = {}
+    before = {} if threads else {p: _identity(p) for p in paths}  # only a worker process can die
+    results: dict[int, list[str]] = {}  # each group's files written
     journal = temp_dir("run")
     pool: Executor = (ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="harden") if threads else
                       ProcessPoolExecutor(max_workers=jobs, initializer=_worker_start, initargs=(journal,)))
