@@ -68,13 +68,23 @@ def announce() -> None:
         print(f"harden: Compose loader check not available: {UNAVAILABLE}; files are checked without it", file=sys.stderr, flush=True)
 
 
-def _environment(scratch: str) -> dict[str, str]:
+# Below this many bytes of input the Go runtime collects garbage 4× less often (GOGC=400):
+# a Compose file's check then takes about 30% less CPU (`config -q` on a corpus file:
+# 19 ms -> 13 ms user) for a few MB more. Bigger inputs keep Go's default: at 10 MB,
+# GOGC=400 doubles the peak (545 MB -> 1.2 GB) for no time saved.
+SMALL_INPUT = 1 << 20
+
+
+def _environment(scratch: str, size: int = 0) -> dict[str, str]:
     """All the binary gets: nothing of the caller's environment."""
     home, path = os.path.join(scratch, "home"), os.path.join(scratch, "bin")
     os.mkdir(home, 0o700)
     os.mkdir(path, 0o700)
-    return {"PATH": path, "HOME": home, "DOCKER_CONFIG": os.path.join(home, ".docker"), "LC_ALL": "C",
-            "COMPOSE_PROJECT_NAME": "harden-oracle", "COMPOSE_DISABLE_ENV_FILE": "1"}
+    env = {"PATH": path, "HOME": home, "DOCKER_CONFIG": os.path.join(home, ".docker"), "LC_ALL": "C",
+           "COMPOSE_PROJECT_NAME": "harden-oracle", "COMPOSE_DISABLE_ENV_FILE": "1"}
+    if size < SMALL_INPUT:
+        env["GOGC"] = "400"
+    return env
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -84,7 +94,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def _call(args: list[str], stdin: bytes | None, cwd: str) -> tuple[int | None, bytes, bytes, str]:
+def _call(args: list[str], stdin: bytes | None, cwd: str, size: int = 0) -> tuple[int | None, bytes, bytes, str]:
     """(returncode, stdout, stderr, why it did not run) of the binary, in its own session
     with its own environment; on a timeout or an interrupt its whole group is killed."""
     from .files import temp_dir
@@ -93,7 +103,7 @@ def _call(args: list[str], stdin: bytes | None, cwd: str) -> tuple[int | None, b
     try:
         try:
             proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=_environment(scratch), cwd=cwd, start_new_session=True)
+                                    env=_environment(scratch, size), cwd=cwd, start_new_session=True)
         except OSError as exc:
             return None, b"", b"", f"cannot run docker-compose: {exc.strerror or exc}"
         try:
@@ -137,7 +147,9 @@ def _run(files: list[str], project_dir: str, stdin: str | None, as_json: bool, t
         args += ["-f", path]
     args += ["--project-directory", project_dir, "--profile", "*", "config"]
     args += ["--format", "json"] if as_json else ["-q"]
-    code, out, err, why = _call(args, stdin.encode("utf-8") if stdin is not None else None, project_dir)
+    data = stdin.encode("utf-8") if stdin is not None else None
+    size = len(data) if data is not None else sum(len(text) for text in texts or [])
+    code, out, err, why = _call(args, data, project_dir, size)
     lines = [line for line in err.decode("utf-8", "replace").splitlines() if line.strip()]
     last = excerpt(lines[-1], 300) if lines else f"exit code {code}"
     if code is None:

@@ -25,6 +25,7 @@ Examples: HYPOTHESIS_PROFILE=ci (default, ~2 minutes on 2 cores), =dev (quick), 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -536,3 +537,20 @@ def test_generator_makes_valid_distinct_yaml(text: str):
     """Guard the generator itself: every text loads, and services are where they belong."""
     data = load_all(text)
     assert any(isinstance(d, dict) and d.get("services") for d in data)
+
+
+@given(compose_text())
+@settings(max_examples=max(50, settings.default.max_examples // 3))
+def test_the_short_way_writes_what_the_long_way_writes(text: str):
+    """New keys inserted without a dump (`rewrite.splice`) give the text the two dumps and
+    `render.patch` give, in every syntax the generator writes."""
+    from hardener import core
+
+    real = core.rewrite
+    short = harden_text(text, BASELINE)
+    core.rewrite = functools.partial(real, short=False)
+    try:
+        long = harden_text(text, BASELINE)
+    finally:
+        core.rewrite = real
+    assert (short.status, short.text, short.message) == (long.status, long.text, long.message)

@@ -265,7 +265,7 @@ def test_the_compose_binary_gets_no_credentials_and_no_git(tmp_path, fake_compos
     for key, value in secrets.items():
         assert env.get(key) != value, key
     assert not any(value in dump.read_text() for value in secrets.values())
-    assert set(env) <= {"PATH", "HOME", "DOCKER_CONFIG", "LC_ALL", "COMPOSE_PROJECT_NAME", "COMPOSE_DISABLE_ENV_FILE", "PWD", "SHLVL", "_"}, env
+    assert set(env) <= {"PATH", "HOME", "DOCKER_CONFIG", "LC_ALL", "COMPOSE_PROJECT_NAME", "COMPOSE_DISABLE_ENV_FILE", "GOGC", "PWD", "SHLVL", "_"}, env
     assert env["COMPOSE_DISABLE_ENV_FILE"] == "1"  # `.env` is not read for the check
     assert Path(f"{dump}.home").read_text() == "" and Path(f"{dump}.path").read_text() == ""  # empty HOME, nothing on PATH
     assert env["HOME"] != os.environ.get("HOME") and "/usr/bin" not in env["PATH"]

@@ -92,7 +92,7 @@ def detect_indent(text: str) -> tuple[int, int, int]:
         prev_key = (col, stripped) if bare.endswith(":") and not stripped.startswith("- ") else None
     mapping = max(1, min(mapping, 8))
     offset = mapping if offset < 0 else min(offset, 8)  # no list in the file: indented dashes
-    return mapping, max(mapping, offset + 2), offset
+    return mapping, offset + 2, offset
 
 
 def parse(text: str, name: str = "<text>") -> tuple[TextFacts, list[Document]]:

@@ -14,7 +14,7 @@ from typing import Iterable
 
 from ..document import Document, make_yaml, services
 from ..model import Change
-from . import edit, render
+from . import edit, render, splice
 
 
 def _dump(doc: Document) -> str:
@@ -23,10 +23,17 @@ def _dump(doc: Document) -> str:
     return stream.getvalue()
 
 
-def rewrite(doc: Document, changes: Iterable[Change], unterminated: bool = False) -> str:
+def rewrite(doc: Document, changes: Iterable[Change], unterminated: bool = False, short: bool = True) -> str:
     """The document's text with `changes` carried out. The document's tree is edited in
     place: a document is rewritten once. `unterminated`: this document ends the file and
-    the file has no final line break (see `edit.apply`)."""
+    the file has no final line break (see `edit.apply`). `short`: where every change only
+    adds keys, insert them without dumping the tree (`splice`); same text."""
+    changes = list(changes)
+    section = services(doc)
+    inserts = splice.insertions(doc, section, changes) if short and not unterminated and section is not None else None
+    if inserts is not None:
+        edit.apply(section, changes)  # the tree as the output means it: planning again reads it
+        return splice.spliced(doc, inserts)
     r0 = _dump(doc)
-    edit.apply(services(doc), changes, unterminated)
+    edit.apply(section, changes, unterminated)
     return render.patch(doc.text, r0, _dump(doc))

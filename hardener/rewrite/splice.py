@@ -1,0 +1,211 @@
+"""The short way to a patch: new keys written straight into the text.
+
+Most documents only gain keys a service did not have (`user`, `cap_drop`, `deploy`, ...).
+Such a change needs no dump of the whole tree: the new keys, built exactly as `edit.apply`
+builds them, are dumped alone and inserted where `render.patch` would put them — after
+the last line of the service's last value and the comment lines right below it that are
+indented at least as deep as its keys (ruamel hangs the rest, the next service's header
+comment, on that value; `edit` moves it below the new keys), at the column of the
+service's keys.
+
+`insertions` says where and what for every service of a document, or None when one of
+them is written in a way this does not follow (a flow mapping, a merge key, a block
+scalar or a value over several lines at its end, an existing key to extend, an alias);
+the caller then takes the long way (two dumps and `render.patch`). The two ways give
+the same text wherever this one applies (tests/test_splice.py, on every fixture and
+corpus file).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import (DoubleQuotedScalarString, FoldedScalarString, LiteralScalarString, ScalarString,
+                                      SingleQuotedScalarString)
+
+from ..document import Document, make_yaml, merge_position, own_keys
+from ..model import Change
+from . import edit
+
+
+def insertions(doc: Document, section: CommentedMap, changes: list[Change]) -> list[tuple[int, list[str]]] | None:
+    """(line index in `doc.lines`, new lines) per changed service, or None (take the long
+    way). Reads the tree before it is edited; edits nothing."""
+    if edit._is_flow(section) or merge_position(section) is not None or not changes:
+        return None
+    by_service: dict[Any, list[Change]] = {}
+    for change in changes:
+        by_service.setdefault(change.service, []).append(change)
+    names = list(section.keys())
+    out = []
+    for name, planned in by_service.items():
+        service = section.get(name)
+        if not isinstance(service, CommentedMap) or not service or edit._is_flow(service):
+            return None
+        if merge_position(service) is not None or not edit.written_here(section, name):
+            return None
+        if any(change.path[0] in service for change in planned):
+            return None  # extends or writes into a key it has: the long way
+        at = _insert_at(doc, section, names, name, service)
+        if at is None:
+            return None
+        line, column = at
+        out.append((line, [" " * column + text if text else text for text in _new_keys(doc, planned)]))
+    return out
+
+
+def spliced(doc: Document, inserts: list[tuple[int, list[str]]]) -> str:
+    """The document's text with each insertion made before its line index."""
+    lines = doc.lines[:-1]  # the text ends with "\n": its last element is ""
+    out: list[str] = []
+    done = 0
+    for at, new in sorted(inserts, key=lambda item: item[0]):
+        out.extend(lines[done:at])
+        out.extend(new)
+        done = at
+    out.extend(lines[done:])
+    return "\n".join(out) + "\n"
+
+
+def _new_keys(doc: Document, planned: list[Change]) -> list[str]:
+    """The lines `edit.apply` writes for these new keys, at column 0. Services of one
+    profile mostly gain the same keys: each set is dumped once per run."""
+    try:
+        key = (doc.indent, tuple((change.op, change.path, _typed(change.new)) for change in planned))
+        hash(key)
+    except TypeError:  # a value that is a mapping: no key, dumped every time
+        return _dump(doc.indent, planned)
+    lines = _DUMPED.get(key)
+    if lines is None:
+        if len(_DUMPED) >= 256:
+            _DUMPED.clear()
+        lines = _DUMPED[key] = _dump(doc.indent, planned)
+    return lines
+
+
+_DUMPED: dict[Any, list[str]] = {}
+
+
+def _typed(value: Any) -> Any:
+    """`value` with its type, so that equal values written differently (1, 1.0, True) differ."""
+    if isinstance(value, (tuple, list)):
+        return type(value).__name__, tuple(_typed(v) for v in value)
+    return type(value).__name__, value
+
+
+def _dump(indent: tuple[int, int, int], planned: list[Change]) -> list[str]:
+    name = planned[0].service
+    scratch = CommentedMap([(name, CommentedMap())])
+    edit.apply(scratch, planned)
+    stream = io.StringIO()
+    make_yaml(indent).dump(scratch[name], stream)
+    return stream.getvalue().split("\n")[:-1]
+
+
+def _insert_at(doc: Document, section: CommentedMap, names: list[Any], name: Any, service: CommentedMap) -> tuple[int, int] | None:
+    """(line index, column) where the service's new keys go, or None."""
+    end = _end_line(service, doc.lines)
+    if end is None:
+        return None
+    try:
+        column = service.lc.key(own_keys(service)[0])[1]
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return None
+    lines = doc.lines
+    stop = _next_line(doc, section, names, name)
+    if stop is None or stop <= end:
+        return None
+    for index in range(end + 1, stop):  # between the last value and what follows: blanks and comments only
+        stripped = lines[index].strip()
+        if stripped and not stripped.startswith("#"):
+            return None
+    at = end + 1
+    if _ends_in_flow(service) and any(lines[index].strip() for index in range(at, stop)):
+        return None  # ruamel keeps the comments after a flow collection with it, the long way moves them
+    while at < stop:  # comment lines right below, as deep as the keys: commented-out entries, kept above
+        text = lines[at]
+        stripped = text.lstrip(" ")
+        if not stripped.startswith("#") or len(text) - len(stripped) < column:
+            break
+        at += 1
+    return at, column
+
+
+def _next_line(doc: Document, section: CommentedMap, names: list[Any], name: Any) -> int | None:
+    """Index of the first line after the service that belongs to something else: the next
+    service, the next top-level key, or the end of the document's text."""
+    try:
+        position = names.index(name)
+        if position + 1 < len(names):
+            return section.lc.key(names[position + 1])[0]
+        top = list(doc.tree.keys())
+        after = top.index("services") + 1
+        if after < len(top):
+            return doc.tree.lc.key(top[after])[0]
+    except (AttributeError, KeyError, ValueError, TypeError):
+        return None
+    last = len(doc.lines) - 1  # the "" after the final line break
+    return last
+
+
+def _end_line(node: Any, lines: list[str]) -> int | None:
+    """Index of the line where the last value of a block mapping or list ends, when it is
+    written on one line; None where this does not follow it."""
+    if isinstance(node, CommentedMap):
+        keys = own_keys(node)
+        if not keys or merge_position(node) is not None or edit._is_flow(node):
+            return None
+        key = keys[-1]
+        value = node[key]
+        if _block(value) and edit.written_here(node, key):
+            return _end_line(value, lines)
+        try:
+            line = node.lc.key(key)[0]
+            if value is not None:
+                line = max(line, node.lc.value(key)[0])
+        except (AttributeError, KeyError, TypeError):
+            return None
+    elif isinstance(node, CommentedSeq):
+        if not len(node) or edit._is_flow(node):
+            return None
+        value = node[-1]
+        if _block(value) and not edit._is_alias(node, len(node) - 1, value):
+            return _end_line(value, lines)
+        if value is None:
+            return None
+        try:
+            line = node.lc.item(len(node) - 1)[0]
+        except (AttributeError, KeyError, IndexError, TypeError):
+            return None
+    else:
+        return None
+    return line if _one_line(value, lines[line]) else None
+
+
+def _ends_in_flow(node: Any) -> bool:
+    """The last value of a block mapping or list, followed down, is a flow collection."""
+    while _block(node):
+        node = node[own_keys(node)[-1]] if isinstance(node, CommentedMap) else node[-1]
+    return isinstance(node, (CommentedMap, CommentedSeq))
+
+
+def _block(value: Any) -> bool:
+    return isinstance(value, (CommentedMap, CommentedSeq)) and len(value) > 0 and not edit._is_flow(value)
+
+
+def _one_line(value: Any, line: str) -> bool:
+    """False for values that may run over several lines in a way the line scan could
+    mistake for comments: block scalars, and quoted strings not closed on `line` (the
+    line ends with the quote, and the line's quotes pair up)."""
+    if isinstance(value, (LiteralScalarString, FoldedScalarString)):
+        return False
+    if not isinstance(value, ScalarString):
+        return True
+    text = line.rstrip()
+    if isinstance(value, DoubleQuotedScalarString):
+        return text.endswith('"') and (text.count('"') - text.count('\\"')) % 2 == 0
+    if isinstance(value, SingleQuotedScalarString):
+        return text.endswith("'") and text.count("'") % 2 == 0
+    return False
