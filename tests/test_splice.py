@@ -116,7 +116,7 @@ def test_the_insertion_is_the_lines_the_long_way_writes():
     [
         "services:\n  web: {image: busybox}\n",  # a flow service
         "services: {web: {image: busybox}}\n",
-        "x-a: &a\n  image: busybox\nservices:\n  web:\n    <<: *a\n    init: true\n",  # a merge key
+        "x-a: &a\n  image: busybox\nservices:\n  web:\n    init: true\n    <<: *a\n",  # a merge key written last
         "services:\n  web:\n    image: busybox\n    cap_drop: [NET_RAW]\n",  # a key it extends
         "services:\n  web:\n    image: busybox\n    command: |\n      run\n",  # a block scalar last
         "services:\n  web:\n    image: busybox\n    command: \"a\n      # not a comment\n      b\"\n",  # a quoted value over lines
@@ -139,3 +139,10 @@ def test_each_set_of_new_keys_is_dumped_once_and_equal_values_written_differentl
     written = [splice._new_keys(doc, [Change("resources", "web", ("cpus",), Op.SET, value, "")]) for value in (1, 1.0, True, 1)]
     assert written[:3] == [["cpus: 1"], ["cpus: 1.0"], ["cpus: true"]]
     assert written[3] is written[0]  # the second time from the cache
+
+
+def test_a_service_that_merges_an_anchor_first_takes_the_short_way(monkeypatch):
+    text = "x-a: &a\n  restart: always\nservices:\n  web:\n    <<: *a\n    image: busybox\n  # next\n  db:\n    image: busybox\n"
+    assert insertions(text, [USER, CAPS]) == [(6, ['    user: "1000:1000"', "    cap_drop:", "      - ALL"])]
+    short, long, taken = both_ways(text, monkeypatch)
+    assert same(short, long) and taken == [True]

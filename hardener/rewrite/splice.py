@@ -44,8 +44,9 @@ def insertions(doc: Document, section: CommentedMap, changes: list[Change]) -> l
         service = section.get(name)
         if not isinstance(service, CommentedMap) or not service or edit._is_flow(service):
             return None
-        if merge_position(service) is not None or not edit.written_here(section, name):
-            return None
+        merge = merge_position(service)
+        if (merge is not None and merge >= len(own_keys(service))) or not edit.written_here(section, name):
+            return None  # `<<:` written last: what follows the last key precedes it
         if any(change.path[0] in service for change in planned):
             return None  # extends or writes into a key it has: the long way
         at = _insert_at(doc, section, names, name, service)
@@ -150,17 +151,18 @@ def _next_line(doc: Document, section: CommentedMap, names: list[Any], name: Any
     return last
 
 
-def _end_line(node: Any, lines: list[str]) -> int | None:
+def _end_line(node: Any, lines: list[str], top: bool = True) -> int | None:
     """Index of the line where the last value of a block mapping or list ends, when it is
-    written on one line; None where this does not follow it."""
+    written on one line; None where this does not follow it. Below the service (`top`),
+    a mapping with a merge key is not followed."""
     if isinstance(node, CommentedMap):
         keys = own_keys(node)
-        if not keys or merge_position(node) is not None or edit._is_flow(node):
+        if not keys or (merge_position(node) is not None and not top) or edit._is_flow(node):
             return None
         key = keys[-1]
         value = node[key]
         if _block(value) and edit.written_here(node, key):
-            return _end_line(value, lines)
+            return _end_line(value, lines, False)
         try:
             line = node.lc.key(key)[0]
             if value is not None:
@@ -172,7 +174,7 @@ def _end_line(node: Any, lines: list[str]) -> int | None:
             return None
         value = node[-1]
         if _block(value) and not edit._is_alias(node, len(node) - 1, value):
-            return _end_line(value, lines)
+            return _end_line(value, lines, False)
         if value is None:
             return None
         try:
