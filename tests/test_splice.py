@@ -146,3 +146,24 @@ def test_a_service_that_merges_an_anchor_first_takes_the_short_way(monkeypatch):
     assert insertions(text, [USER, CAPS]) == [(6, ['    user: "1000:1000"', "    cap_drop:", "      - ALL"])]
     short, long, taken = both_ways(text, monkeypatch)
     assert same(short, long) and taken == [True]
+
+
+@pytest.mark.parametrize(
+    "last, short_way",
+    [
+        ('"80:80"  # http', True),
+        ("'it''s'", True),
+        ('"a\\"" # escaped quote inside', True),
+        ('"a\\"\n        # b"', False),  # closed on the next line, after what looks like a comment
+        ("'it''\n        # s'", False),
+        ('"a"#not a comment', False),
+    ],
+)
+def test_a_quoted_last_value_takes_the_short_way_only_where_it_closes_on_its_line(last: str, short_way: bool, monkeypatch):
+    text = f"services:\n  web:\n    image: busybox\n    labels:\n      - {last}\n"
+    if short_way:
+        assert insertions(text, [USER]) == [(5, ['    user: "1000:1000"'])]
+        short, long, _ = both_ways(text, monkeypatch)
+        assert same(short, long)
+    else:
+        assert insertions(text, [USER]) is None

@@ -164,9 +164,11 @@ def _end_line(node: Any, lines: list[str], top: bool = True) -> int | None:
         if _block(value) and edit.written_here(node, key):
             return _end_line(value, lines, False)
         try:
-            line = node.lc.key(key)[0]
+            line, column = node.lc.key(key)[0], None
             if value is not None:
-                line = max(line, node.lc.value(key)[0])
+                line, column = node.lc.value(key)
+                if line < node.lc.key(key)[0]:
+                    return None  # an alias: the position is the anchor's
         except (AttributeError, KeyError, TypeError):
             return None
     elif isinstance(node, CommentedSeq):
@@ -178,12 +180,12 @@ def _end_line(node: Any, lines: list[str], top: bool = True) -> int | None:
         if value is None:
             return None
         try:
-            line = node.lc.item(len(node) - 1)[0]
+            line, column = node.lc.item(len(node) - 1)
         except (AttributeError, KeyError, IndexError, TypeError):
             return None
     else:
         return None
-    return line if _one_line(value, lines[line]) else None
+    return line if _one_line(value, lines[line], column) else None
 
 
 def _ends_in_flow(node: Any) -> bool:
@@ -197,17 +199,28 @@ def _block(value: Any) -> bool:
     return isinstance(value, (CommentedMap, CommentedSeq)) and len(value) > 0 and not edit._is_flow(value)
 
 
-def _one_line(value: Any, line: str) -> bool:
+def _one_line(value: Any, line: str, column: int | None) -> bool:
     """False for values that may run over several lines in a way the line scan could
-    mistake for comments: block scalars, and quoted strings not closed on `line` (the
-    line ends with the quote, and the line's quotes pair up)."""
+    mistake for comments: block scalars, and quoted strings that do not close on `line`
+    (read from the value's `column`: only blanks or a comment may follow the quote)."""
     if isinstance(value, (LiteralScalarString, FoldedScalarString)):
         return False
     if not isinstance(value, ScalarString):
         return True
-    text = line.rstrip()
-    if isinstance(value, DoubleQuotedScalarString):
-        return text.endswith('"') and (text.count('"') - text.count('\\"')) % 2 == 0
-    if isinstance(value, SingleQuotedScalarString):
-        return text.endswith("'") and text.count("'") % 2 == 0
+    quote = '"' if isinstance(value, DoubleQuotedScalarString) else "'" if isinstance(value, SingleQuotedScalarString) else None
+    if quote is None or column is None or line[column:column + 1] != quote:
+        return False
+    at = column + 1
+    while at < len(line):
+        char = line[at]
+        if quote == '"' and char == "\\":
+            at += 2
+            continue
+        if char == quote:
+            if quote == "'" and line[at + 1:at + 2] == "'":  # '' is a quote inside
+                at += 2
+                continue
+            rest = line[at + 1:]
+            return not rest.strip() or rest.lstrip(" ").startswith("#") and rest[:1] == " "
+        at += 1
     return False
