@@ -418,11 +418,12 @@ def changed(directory: Path, originals: dict[str, bytes]) -> set[str]:
 # SIGINT the whole process group (as a terminal Ctrl-C does), or SIGKILL this process.
 CHILD = textwrap.dedent(
     """
-    import os, signal, sys
+    import os, signal, sys, threading
     action, nth, flag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     import hardener.project as project
     real = project.atomic_write
     count = {"n": 0}
+    lock = threading.Lock()
 
     def once():
         try:
@@ -432,13 +433,15 @@ CHILD = textwrap.dedent(
             return False
 
     def instrumented(*args, **kwargs):
-        count["n"] += 1
-        if action == "kill-before" and count["n"] == nth and once():
+        with lock:  # threads of one process write at once: each write gets its own number
+            count["n"] += 1
+            n = count["n"]
+        if action == "kill-before" and n == nth and once():
             os.kill(os.getpid(), signal.SIGKILL)  # the files written before are recorded
         real(*args, **kwargs)
-        if action == "kill-after" and count["n"] == nth and once():
+        if action == "kill-after" and n == nth and once():
             os.kill(os.getpid(), signal.SIGKILL)  # written, not yet recorded
-        if action == "sigint" and count["n"] == nth and once():
+        if action == "sigint" and n == nth and once():
             os.killpg(os.getpgid(0), signal.SIGINT)
 
     project.atomic_write = instrumented

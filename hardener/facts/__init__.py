@@ -12,9 +12,8 @@ capabilities), from the local engine or its registry, cached by digest.
 from .caps import FileCaps
 from .caps import decode as decode_file_caps
 from .entrypoint import analyse_argv, analyse_script, script_target
-from .lookup import DEFAULT_TIMEOUT, Lookup, facts_for, lookup, resolve_reference
+from .lookup import DEFAULT_LAYER_CAP, DEFAULT_TIMEOUT, Lookup, facts_for, lookup, resolve_reference
 from .model import Drop, EntrypointFacts, ImageFacts, Owner
-from .registry import DEFAULT_LAYER_CAP
 
 __all__ = [
     "DEFAULT_LAYER_CAP", "DEFAULT_TIMEOUT", "Drop", "EntrypointFacts", "FileCaps", "ImageFacts", "Lookup", "Owner",

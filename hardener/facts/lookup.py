@@ -22,9 +22,9 @@ from .cache import FactsCache
 from .deadline import Deadline
 from .engine import EngineUnavailable, read_engine
 from .model import ImageFacts
-from .registry import DEFAULT_LAYER_CAP, RegistryError, read_registry
 
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_LAYER_CAP = 64 << 20  # compressed bytes of a registry image's layers read for its files
 _VARIABLE = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
 _WITH_DEFAULT = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?-[^}]*\}")
 
@@ -110,6 +110,8 @@ def lookup(image: str, *, engine: bool = True, registry: bool = True, offline: b
                 return done(facts, cached=facts.digest in hits)
             reasons.append("engine: no local image " + reference)
     if registry and not offline:
+        from .registry import RegistryError, read_registry  # HTTP and TLS: loaded only to ask a registry
+
         try:
             facts = read_registry(reference, image, deadline, layer_cap=layer_cap, docker_config=docker_config,
                                   known=known, opener=opener)

@@ -35,9 +35,9 @@ from .endpoint import Endpoint, endpoint
 from .gather import PASSWD_LIMIT, SCRIPT_LIMIT, candidates, from_config, with_files
 from .entrypoint import script_target
 from .layers import LayerTree, member_path
+from .lookup import DEFAULT_LAYER_CAP
 from .model import ImageFacts
 
-DEFAULT_LAYER_CAP = 64 << 20
 _CONFIG_LIMIT = 8 << 20
 _MANIFEST_LIMIT = 4 << 20
 _INDEX = ("application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.index.v1+json")
