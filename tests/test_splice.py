@@ -18,24 +18,33 @@ from hardener import core, document
 from hardener.core import harden_text
 from hardener.model import Change, Op
 from hardener.profile import load_profile
+import hardener.rewrite as rewrite_module
 from hardener.rewrite import splice
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BASELINE = load_profile("baseline")
 
 
-def both_ways(text: str, monkeypatch) -> tuple[object, object, list[bool]]:
-    """(result the short way, result the long way, per rewritten document: short way taken)."""
-    taken: list[bool] = []
-    real_insertions, real_rewrite = splice.insertions, core.rewrite
+def both_ways(text: str, monkeypatch) -> tuple[object, object, list[str]]:
+    """(result by the short ways, result the long way only, per rewritten document the way
+    it took: "short", "per service" (some services patched alone) or "long")."""
+    taken: list[str] = []
+    real_split, real_per_service, real_rewrite = splice.split, rewrite_module._per_service, core.rewrite
 
-    def counting(*args, **kwargs):
-        found = real_insertions(*args, **kwargs)
-        taken.append(found is not None)
+    def split(*args, **kwargs):
+        found = real_split(*args, **kwargs)
+        taken.append("long" if found is None else "short" if not found[1] else "per service")
         return found
 
+    def per_service(*args, **kwargs):
+        edits = real_per_service(*args, **kwargs)
+        if edits is None:
+            taken[-1] = "long"
+        return edits
+
     with monkeypatch.context() as patch:
-        patch.setattr(splice, "insertions", counting)
+        patch.setattr(splice, "split", split)
+        patch.setattr(rewrite_module, "_per_service", per_service)
         short = harden_text(text, BASELINE)
     with monkeypatch.context() as patch:
         patch.setattr(core, "rewrite", functools.partial(real_rewrite, short=False))
@@ -50,12 +59,13 @@ def same(short, long) -> bool:
 def test_both_ways_write_the_same_on_every_fixture(monkeypatch):
     paths = sorted(FIXTURES.rglob("*.y*ml"))
     assert len(paths) > 50
-    taken: list[bool] = []
+    taken: list[str] = []
     for path in paths:
         short, long, used = both_ways(path.read_text(encoding="utf-8"), monkeypatch)
         assert same(short, long), path
         taken += used
-    assert sum(taken) >= len(taken) // 2, taken  # the short way is the usual one
+    assert taken.count("short") >= len(taken) // 2, taken  # the short way is the usual one
+    assert {"short", "per service", "long"} <= set(taken)  # each way was compared here
 
 
 @pytest.mark.corpus
@@ -63,7 +73,7 @@ def test_both_ways_write_the_same_on_every_corpus_file(monkeypatch):
     paths = corpus_gate.corpus_files()
     if not paths:
         pytest.skip(f"corpus not found at {corpus_gate.CORPUS} (it sits beside the project in ../shared/corpus)")
-    taken: list[bool] = []
+    taken: list[str] = []
     differ = []
     for path in paths:
         short, long, used = both_ways(path.read_text(encoding="utf-8", errors="replace"), monkeypatch)
@@ -71,7 +81,8 @@ def test_both_ways_write_the_same_on_every_corpus_file(monkeypatch):
             differ.append(path.name)
         taken += used
     assert differ == []
-    assert sum(taken) >= 0.8 * len(taken), f"short way taken for {sum(taken)} of {len(taken)} documents"
+    assert taken.count("short") >= 0.8 * len(taken), f"short way taken for {taken.count('short')} of {len(taken)} documents"
+    assert taken.count("long") <= 0.05 * len(taken), f"long way taken for {taken.count('long')} of {len(taken)} documents"
 
 
 def harden(text: str) -> str:
@@ -108,7 +119,7 @@ CAPS = Change("cap_drop", "web", ("cap_drop",), Op.ADD, ("ALL",), "")
 
 def test_the_insertion_is_the_lines_the_long_way_writes():
     found = insertions("services:\n  web:\n    image: busybox\n  db:\n    image: busybox\n", [USER, CAPS])
-    assert found == [(3, ['    user: "1000:1000"', "    cap_drop:", "      - ALL"])]
+    assert found == [(3, 3, ['    user: "1000:1000"', "    cap_drop:", "      - ALL"])]
 
 
 @pytest.mark.parametrize(
@@ -143,9 +154,9 @@ def test_each_set_of_new_keys_is_dumped_once_and_equal_values_written_differentl
 
 def test_a_service_that_merges_an_anchor_first_takes_the_short_way(monkeypatch):
     text = "x-a: &a\n  restart: always\nservices:\n  web:\n    <<: *a\n    image: busybox\n  # next\n  db:\n    image: busybox\n"
-    assert insertions(text, [USER, CAPS]) == [(6, ['    user: "1000:1000"', "    cap_drop:", "      - ALL"])]
+    assert insertions(text, [USER, CAPS]) == [(6, 6, ['    user: "1000:1000"', "    cap_drop:", "      - ALL"])]
     short, long, taken = both_ways(text, monkeypatch)
-    assert same(short, long) and taken == [True]
+    assert same(short, long) and taken == ["short"]
 
 
 @pytest.mark.parametrize(
@@ -162,7 +173,7 @@ def test_a_service_that_merges_an_anchor_first_takes_the_short_way(monkeypatch):
 def test_a_quoted_last_value_takes_the_short_way_only_where_it_closes_on_its_line(last: str, short_way: bool, monkeypatch):
     text = f"services:\n  web:\n    image: busybox\n    labels:\n      - {last}\n"
     if short_way:
-        assert insertions(text, [USER]) == [(5, ['    user: "1000:1000"'])]
+        assert insertions(text, [USER]) == [(5, 5, ['    user: "1000:1000"'])]
         short, long, _ = both_ways(text, monkeypatch)
         assert same(short, long)
     else:

@@ -30,44 +30,72 @@ from ..model import Change
 from . import edit
 
 
-def insertions(doc: Document, section: CommentedMap, changes: list[Change]) -> list[tuple[int, list[str]]] | None:
-    """(line index in `doc.lines`, new lines) per changed service, or None (take the long
-    way). Reads the tree before it is edited; edits nothing."""
+Edit = tuple[int, int, list[str]]  # lines [start, stop) of the document replaced by these (an insertion: start == stop)
+
+
+def insertions(doc: Document, section: CommentedMap, changes: list[Change]) -> list[Edit] | None:
+    """The insertions that carry out `changes`, or None where some service needs the long
+    way. Reads the tree before it is edited; edits nothing."""
+    found = split(doc, section, changes)
+    return found[0] if found is not None and not found[1] else None
+
+
+def split(doc: Document, section: CommentedMap, changes: list[Change]) -> tuple[list[Edit], list[Any]] | None:
+    """(insertions for the services the short way follows, names of the other changed
+    services), or None where the `services` mapping itself is not followed."""
     if edit._is_flow(section) or merge_position(section) is not None or not changes:
         return None
     by_service: dict[Any, list[Change]] = {}
     for change in changes:
         by_service.setdefault(change.service, []).append(change)
     names = list(section.keys())
-    out = []
+    out: list[Edit] = []
+    rest = []
     for name, planned in by_service.items():
-        service = section.get(name)
-        if not isinstance(service, CommentedMap) or not service or edit._is_flow(service):
-            return None
-        merge = merge_position(service)
-        if (merge is not None and merge >= len(own_keys(service))) or not edit.written_here(section, name):
-            return None  # `<<:` written last: what follows the last key precedes it
-        if any(change.path[0] in service for change in planned):
-            return None  # extends or writes into a key it has: the long way
-        at = _insert_at(doc, section, names, name, service)
+        at = _place(doc, section, names, name, planned)
         if at is None:
-            return None
+            rest.append(name)
+            continue
         line, column = at
-        out.append((line, [" " * column + text if text else text for text in _new_keys(doc, planned)]))
-    return out
+        out.append((line, line, [" " * column + text if text else text for text in _new_keys(doc, planned)]))
+    return out, rest
 
 
-def spliced(doc: Document, inserts: list[tuple[int, list[str]]]) -> str:
-    """The document's text with each insertion made before its line index."""
+def _place(doc: Document, section: CommentedMap, names: list[Any], name: Any, planned: list[Change]) -> tuple[int, int] | None:
+    """(line index, column) of the service's new keys, or None: the long way."""
+    service = section.get(name)
+    if not isinstance(service, CommentedMap) or not service or edit._is_flow(service):
+        return None
+    merge = merge_position(service)
+    if (merge is not None and merge >= len(own_keys(service))) or not edit.written_here(section, name):
+        return None  # `<<:` written last: what follows the last key precedes it
+    if any(change.path[0] in service for change in planned):
+        return None  # extends or writes into a key it has: the long way
+    return _insert_at(doc, section, names, name, service)
+
+
+def spliced(doc: Document, edits: list[Edit]) -> str:
+    """The document's text with each edit made (none overlap)."""
     lines = doc.lines[:-1]  # the text ends with "\n": its last element is ""
     out: list[str] = []
     done = 0
-    for at, new in sorted(inserts, key=lambda item: item[0]):
-        out.extend(lines[done:at])
+    for start, stop, new in sorted(edits, key=lambda item: item[0]):
+        out.extend(lines[done:start])
         out.extend(new)
-        done = at
+        done = stop
     out.extend(lines[done:])
     return "\n".join(out) + "\n"
+
+
+def service_range(doc: Document, section: CommentedMap, name: Any) -> tuple[int, int] | None:
+    """Lines [start, stop) of the document that are the service's: its key line up to the
+    next service or top-level key (the comments before those included), or None."""
+    try:
+        start = section.lc.key(name)[0]
+    except (AttributeError, KeyError, TypeError):
+        return None
+    stop = _next_line(doc, section, list(section.keys()), name)
+    return (start, stop) if stop is not None and stop > start else None
 
 
 def _new_keys(doc: Document, planned: list[Change]) -> list[str]:
