@@ -309,3 +309,19 @@ def test_skip_from_the_image_knowledge_is_reported_with_its_reason():
     assert "user" not in services(result.text)["web"]
     (skip,) = [s for s in result.skips if s.control == "user"]
     assert skip.service == "web" and "nginx" in skip.reason.lower()
+
+
+def test_loading_services_that_merge_one_anchor_compares_no_mappings(monkeypatch):
+    """ruamel.yaml's own record of the mappings that merge an anchor compares each new one
+    with every one before it, by content: quadratic in the services that merge it. The
+    package's record goes by identity, so a load compares no mappings at all."""
+    from ruamel.yaml.comments import CommentedMap
+
+    compared = []
+    real = CommentedMap.__eq__
+    monkeypatch.setattr(CommentedMap, "__eq__", lambda self, other: compared.append(1) or real(self, other))
+    text = "x-a: &a\n  restart: always\nservices:\n" + "".join(f"  s{n}:\n    <<: *a\n    image: busybox\n" for n in range(200))
+    _, documents = document.parse(text)
+    anchor, section = documents[0].tree["x-a"], documents[0].tree["services"]
+    assert len(anchor._ref) == 200 and all(any(ref is section[f"s{n}"] for ref in anchor._ref) for n in range(200))
+    assert compared == []

@@ -62,12 +62,16 @@ def _per_service(doc: Document, section: CommentedMap, changes: list[Change], na
     """Each named service patched in its own lines, or None (the long way). Where a patch
     fails after some service was edited, `doc.tree` is set to None: the caller reads the
     text again."""
+    order = splice.order(section)
     ranges = []
     for name in names:
-        where = splice.service_range(doc, section, name)
+        where = splice.service_range(doc, section, order, name)
         if where is None or _shared(section[name]):
             return None
         ranges.append((name, where))
+    mine: dict[Any, list[Change]] = {}
+    for change in changes:
+        mine.setdefault(change.service, []).append(change)
     out: list[splice.Edit] = []
     for name, (start, stop) in ranges:
         inner = CommentedMap([(name, section[name])])  # at the depth it has in the file, so the columns agree
@@ -75,8 +79,8 @@ def _per_service(doc: Document, section: CommentedMap, changes: list[Change], na
             inner.ca.items[name] = section.ca.items[name]
         alone = CommentedMap([("services", inner)])
         r0 = _dump(doc, alone)
-        last = unterminated and name == list(section.keys())[-1]  # a block scalar it ends with keeps its meaning
-        edit.apply(inner, [c for c in changes if c.service == name], last)
+        last = unterminated and name == order[0][-1]  # a block scalar it ends with keeps its meaning
+        edit.apply(inner, mine[name], last)
         try:
             patched = render.patch("\n".join(doc.lines[start:stop]) + "\n", r0, _dump(doc, alone))
         except HardenError:

@@ -31,6 +31,7 @@ from . import edit
 
 
 Edit = tuple[int, int, list[str]]  # lines [start, stop) of the document replaced by these (an insertion: start == stop)
+Order = tuple[list[Any], dict[Any, int]]  # the services in order, and each one's place in it
 
 
 def insertions(doc: Document, section: CommentedMap, changes: list[Change]) -> list[Edit] | None:
@@ -48,7 +49,7 @@ def split(doc: Document, section: CommentedMap, changes: list[Change]) -> tuple[
     by_service: dict[Any, list[Change]] = {}
     for change in changes:
         by_service.setdefault(change.service, []).append(change)
-    names = list(section.keys())
+    names = order(section)
     out: list[Edit] = []
     rest = []
     for name, planned in by_service.items():
@@ -61,7 +62,7 @@ def split(doc: Document, section: CommentedMap, changes: list[Change]) -> tuple[
     return out, rest
 
 
-def _place(doc: Document, section: CommentedMap, names: list[Any], name: Any, planned: list[Change]) -> tuple[int, int] | None:
+def _place(doc: Document, section: CommentedMap, names: Order, name: Any, planned: list[Change]) -> tuple[int, int] | None:
     """(line index, column) of the service's new keys, or None: the long way."""
     service = section.get(name)
     if not isinstance(service, CommentedMap) or not service or edit._is_flow(service):
@@ -87,14 +88,15 @@ def spliced(doc: Document, edits: list[Edit]) -> str:
     return "\n".join(out) + "\n"
 
 
-def service_range(doc: Document, section: CommentedMap, name: Any) -> tuple[int, int] | None:
+def service_range(doc: Document, section: CommentedMap, names: Order, name: Any) -> tuple[int, int] | None:
     """Lines [start, stop) of the document that are the service's: its key line up to the
-    next service or top-level key (the comments before those included), or None."""
+    next service or top-level key (the comments before those included), or None.
+    `names`: `order(section)`."""
     try:
         start = section.lc.key(name)[0]
     except (AttributeError, KeyError, TypeError):
         return None
-    stop = _next_line(doc, section, list(section.keys()), name)
+    stop = _next_line(doc, section, names, name)
     return (start, stop) if stop is not None and stop > start else None
 
 
@@ -133,7 +135,7 @@ def _dump(indent: tuple[int, int, int], planned: list[Change]) -> list[str]:
     return stream.getvalue().split("\n")[:-1]
 
 
-def _insert_at(doc: Document, section: CommentedMap, names: list[Any], name: Any, service: CommentedMap) -> tuple[int, int] | None:
+def _insert_at(doc: Document, section: CommentedMap, names: Order, name: Any, service: CommentedMap) -> tuple[int, int] | None:
     """(line index, column) where the service's new keys go, or None."""
     end = _end_line(service, doc.lines)
     if end is None:
@@ -162,13 +164,19 @@ def _insert_at(doc: Document, section: CommentedMap, names: list[Any], name: Any
     return at, column
 
 
-def _next_line(doc: Document, section: CommentedMap, names: list[Any], name: Any) -> int | None:
+def order(section: CommentedMap) -> Order:
+    """The services in order, and where each is in it."""
+    names = list(section.keys())
+    return names, {name: index for index, name in enumerate(names)}
+
+
+def _next_line(doc: Document, section: CommentedMap, names: Order, name: Any) -> int | None:
     """Index of the first line after the service that belongs to something else: the next
     service, the next top-level key, or the end of the document's text."""
+    listed, position = names[0], names[1][name]
     try:
-        position = names.index(name)
-        if position + 1 < len(names):
-            return section.lc.key(names[position + 1])[0]
+        if position + 1 < len(listed):
+            return section.lc.key(listed[position + 1])[0]
         top = list(doc.tree.keys())
         after = top.index("services") + 1
         if after < len(top):
