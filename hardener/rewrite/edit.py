@@ -44,14 +44,14 @@ def apply(services: CommentedMap, changes: Iterable[Change], unterminated: bool 
         service = services.get(name)
         if not isinstance(service, CommentedMap):
             raise RefusedError(f"service {name!r} is not a mapping", *_at(services, name))
-        flow = _is_flow(service)
+        flow = is_flow(service)
         before = last[1] if last is not None and last[0] == name else None
         for change in planned:
             if change.op is Op.SET:
                 _set_path(service, change.path, _scalar(change.path[-1], change.new, flow), before)
             else:
                 current = service.get(change.path[0])
-                in_flow = flow or (change.path[0] in own_keys(service) and _is_flow(current))
+                in_flow = flow or (change.path[0] in own_keys(service) and is_flow(current))
                 _add_items(service, change.path[0], [_scalar(change.path[0], v, in_flow) for v in change.new], before)
 
 
@@ -62,11 +62,11 @@ def _last_block_key(services: CommentedMap) -> tuple[Any, Any] | None:
         return None
     name = list(services.keys())[-1]
     service = services[name]
-    if not isinstance(service, CommentedMap) or not service or _is_flow(service):
+    if not isinstance(service, CommentedMap) or not service or is_flow(service):
         return None
     key = list(service.keys())[-1]
     node: Any = service[key]
-    while isinstance(node, (CommentedMap, CommentedSeq)) and node and not _is_flow(node):
+    while isinstance(node, (CommentedMap, CommentedSeq)) and node and not is_flow(node):
         node = node[list(node.keys())[-1]] if isinstance(node, CommentedMap) else node[-1]
     return (name, key) if isinstance(node, (LiteralScalarString, FoldedScalarString)) else None
 
@@ -161,7 +161,7 @@ def fresh(node: Any, extra: Iterable[Any] = ()) -> Any:
         out = CommentedSeq([*(fresh(v) for v in node), *extra])
     else:
         return node
-    if _is_flow(node):
+    if is_flow(node):
         out.fa.set_flow_style()
     tag = getattr(node, "tag", None)
     if getattr(tag, "value", None):
@@ -195,11 +195,11 @@ def append_items(seq: CommentedSeq, items: list[Any]) -> None:
         _attach_trailing(seq, token)
 
 
-def _is_flow(node: Any) -> bool:
+def is_flow(node: Any) -> bool:
     return bool(getattr(node, "fa", None) and node.fa.flow_style())
 
 
-def _is_alias(node: Any, key: Any, value: Any) -> bool:
+def is_alias(node: Any, key: Any, value: Any) -> bool:
     """True where `value` is written as `*alias` here: its comments live at the anchor."""
     try:
         here = tuple(node.lc.key(key) if isinstance(node, CommentedMap) else node.lc.item(key))
@@ -245,7 +245,7 @@ def _detach_trailing(node: Any, column: int | None = None) -> str | None:
     end-of-line comment of the last value stays, as do comment lines right below it that
     are indented at least as deep as `node`'s keys (commented-out entries of `node`).
     """
-    if _is_flow(node):
+    if is_flow(node):
         return None
     last = _last(node)
     if last is None:
@@ -257,7 +257,7 @@ def _detach_trailing(node: Any, column: int | None = None) -> str | None:
     value = node[key]
     if column is None:
         column = _key_column(node)
-    if isinstance(value, (CommentedMap, CommentedSeq)) and not _is_flow(value) and len(value) and not _is_alias(node, key, value):
+    if isinstance(value, (CommentedMap, CommentedSeq)) and not is_flow(value) and len(value) and not is_alias(node, key, value):
         deeper = _detach_trailing(value, column)
         if deeper is not None:
             return deeper
@@ -304,7 +304,7 @@ def _attach_trailing(node: Any, moved: str) -> None:
         return
     key, slot = last
     value = node[key]
-    if isinstance(value, (CommentedMap, CommentedSeq)) and not _is_flow(value) and len(value) and not _is_alias(node, key, value):
+    if isinstance(value, (CommentedMap, CommentedSeq)) and not is_flow(value) and len(value) and not is_alias(node, key, value):
         _attach_trailing(value, moved)
         return
     _put_rest(node, key, moved, slot)

@@ -9,7 +9,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from ..document import own_keys
-from .edit import _is_flow, written_here
+from .edit import is_flow, written_here
 
 
 def flow_append(text: str, service: CommentedMap, key: str, items: list[Any]) -> str | None:
@@ -24,7 +24,7 @@ def flow_append(text: str, service: CommentedMap, key: str, items: list[Any]) ->
     if key not in own_keys(service) or not written_here(service, key):
         return None
     seq = service[key]
-    if not isinstance(seq, CommentedSeq) or not _is_flow(seq):
+    if not isinstance(seq, CommentedSeq) or not is_flow(seq):
         return None
     lines = text.split("\n")
     try:

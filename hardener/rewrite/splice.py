@@ -8,12 +8,12 @@ indented at least as deep as its keys (ruamel hangs the rest, the next service's
 comment, on that value; `edit` moves it below the new keys), at the column of the
 service's keys.
 
-`insertions` says where and what for every service of a document, or None when one of
-them is written in a way this does not follow (a flow mapping, a merge key, a block
+`split` says where and what for each changed service it follows, and names the others
+(written in a way this does not follow: a flow mapping, a merge key written last, a block
 scalar or a value over several lines at its end, an existing key to extend, an alias);
-the caller then takes the long way (two dumps and `render.patch`). The two ways give
-the same text wherever this one applies (tests/test_splice.py, on every fixture and
-corpus file).
+the caller patches those another way (`rewrite`: each alone, or the whole document). The
+ways give the same text wherever this one applies (tests/test_splice.py, on every fixture
+and corpus file, and on generated texts).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def insertions(doc: Document, section: CommentedMap, changes: list[Change]) -> l
 def split(doc: Document, section: CommentedMap, changes: list[Change]) -> tuple[list[Edit], list[Any]] | None:
     """(insertions for the services the short way follows, names of the other changed
     services), or None where the `services` mapping itself is not followed."""
-    if edit._is_flow(section) or merge_position(section) is not None or not changes:
+    if edit.is_flow(section) or merge_position(section) is not None or not changes:
         return None
     by_service: dict[Any, list[Change]] = {}
     for change in changes:
@@ -65,7 +65,7 @@ def split(doc: Document, section: CommentedMap, changes: list[Change]) -> tuple[
 def _place(doc: Document, section: CommentedMap, names: Order, name: Any, planned: list[Change]) -> tuple[int, int] | None:
     """(line index, column) of the service's new keys, or None: the long way."""
     service = section.get(name)
-    if not isinstance(service, CommentedMap) or not service or edit._is_flow(service):
+    if not isinstance(service, CommentedMap) or not service or edit.is_flow(service):
         return None
     merge = merge_position(service)
     if (merge is not None and merge >= len(own_keys(service))) or not edit.written_here(section, name):
@@ -193,7 +193,7 @@ def _end_line(node: Any, lines: list[str], top: bool = True) -> int | None:
     a mapping with a merge key is not followed."""
     if isinstance(node, CommentedMap):
         keys = own_keys(node)
-        if not keys or (merge_position(node) is not None and not top) or edit._is_flow(node):
+        if not keys or (merge_position(node) is not None and not top) or edit.is_flow(node):
             return None
         key = keys[-1]
         value = node[key]
@@ -208,10 +208,10 @@ def _end_line(node: Any, lines: list[str], top: bool = True) -> int | None:
         except (AttributeError, KeyError, TypeError):
             return None
     elif isinstance(node, CommentedSeq):
-        if not len(node) or edit._is_flow(node):
+        if not len(node) or edit.is_flow(node):
             return None
         value = node[-1]
-        if _block(value) and not edit._is_alias(node, len(node) - 1, value):
+        if _block(value) and not edit.is_alias(node, len(node) - 1, value):
             return _end_line(value, lines, False)
         if value is None:
             return None
@@ -232,7 +232,7 @@ def _ends_in_flow(node: Any) -> bool:
 
 
 def _block(value: Any) -> bool:
-    return isinstance(value, (CommentedMap, CommentedSeq)) and len(value) > 0 and not edit._is_flow(value)
+    return isinstance(value, (CommentedMap, CommentedSeq)) and len(value) > 0 and not edit.is_flow(value)
 
 
 def _one_line(value: Any, line: str, column: int | None) -> bool:
