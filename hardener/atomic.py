@@ -38,6 +38,8 @@ def _same_file(fd: int, identity: tuple[int, int, int], expect: bytes) -> os.sta
     if not stat.S_ISREG(info.st_mode):
         raise RefusedError("no longer a regular file; not written")
     if _identity(info) != identity:
+        if (info.st_dev, info.st_ino) == tuple(identity[:2]):  # the same file, edited in place
+            raise RefusedError("file changed on disk since it was read; not overwritten")
         raise RefusedError("file changed on disk since it was read (another file now has its name); not overwritten")
     if os.pread(fd, len(expect) + 1, 0) != expect:
         raise RefusedError("file changed on disk since it was read; not overwritten")

@@ -471,6 +471,7 @@ def test_file_changed_between_read_and_write_is_not_overwritten(tmp_path, good, 
 
     def meanwhile(text, *args, **kwargs):
         if "web" in text:
+            time.sleep(0.05)  # past the file system's clock tick: the edit gives the file a new ctime
             bad.write_bytes(theirs)  # another writer, after harden read the file
         return real(text, *args, **kwargs)
 
@@ -478,6 +479,7 @@ def test_file_changed_between_read_and_write_is_not_overwritten(tmp_path, good, 
     result = run("fix", "--jobs", "1", str(bad), str(good))  # in this process, where the patch is
     line = assert_refused(result, bad, good, "file changed on disk since it was read", before=theirs)
     assert line.endswith("not overwritten"), line
+    assert "another file" not in line, line  # edited in place: the same file, not a swap
 
 
 def test_file_removed_between_read_and_write(tmp_path, good, monkeypatch):
