@@ -178,3 +178,25 @@ def test_a_quoted_last_value_takes_the_short_way_only_where_it_closes_on_its_lin
         assert same(short, long)
     else:
         assert insertions(text, [USER]) is None
+
+
+def test_a_service_the_per_service_way_cannot_place_sends_the_document_the_long_way(monkeypatch):
+    """The per-service patch edits the tree before it can fail; then the document is read
+    again and takes the long way, with the same result as the long way alone."""
+    from hardener.rewrite import render
+
+    text = "services:\n  web:\n    image: busybox\n    cap_drop: [NET_RAW]\n    command: |\n      run\n  db:\n    image: busybox\n    command: |\n      run\n"
+    calls = []
+    real = render.patch
+
+    def failing_once(*args):
+        calls.append(1)
+        if len(calls) == 2:  # the second service of the per-service way
+            raise core.RefusedError("cannot place the change")
+        return real(*args)
+
+    expected = both_ways(text, monkeypatch)[1]
+    monkeypatch.setattr(render, "patch", failing_once)
+    result = harden_text(text, BASELINE)
+    assert len(calls) == 3  # two per service (the second failed), then the whole document once
+    assert (result.status, result.text) == (expected.status, expected.text)
