@@ -37,10 +37,8 @@ def _same_file(fd: int, identity: tuple[int, int, int], expect: bytes) -> os.sta
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         raise RefusedError("no longer a regular file; not written")
-    if _identity(info) != identity:
-        if (info.st_dev, info.st_ino) == tuple(identity[:2]):  # the same file, edited in place
-            raise RefusedError("file changed on disk since it was read; not overwritten")
-        raise RefusedError("file changed on disk since it was read (another file now has its name); not overwritten")
+    if _identity(info) != identity:  # edited in place, or another file under its name (maybe on the same inode number)
+        raise RefusedError("file changed on disk since it was read (edited, or replaced by another file); not overwritten")
     if os.pread(fd, len(expect) + 1, 0) != expect:
         raise RefusedError("file changed on disk since it was read; not overwritten")
     return info

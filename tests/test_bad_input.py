@@ -479,7 +479,7 @@ def test_file_changed_between_read_and_write_is_not_overwritten(tmp_path, good, 
     result = run("fix", "--jobs", "1", str(bad), str(good))  # in this process, where the patch is
     line = assert_refused(result, bad, good, "file changed on disk since it was read", before=theirs)
     assert line.endswith("not overwritten"), line
-    assert "another file" not in line, line  # edited in place: the same file, not a swap
+    assert "another file now has its name" not in line, line  # not a claim the edit in place disproves
 
 
 def test_file_removed_between_read_and_write(tmp_path, good, monkeypatch):

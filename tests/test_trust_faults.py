@@ -168,7 +168,7 @@ def test_the_identical_bytes_swap_is_caught(tmp_path):
     scene = Scene(tmp_path)
     expect = read_bytes(str(scene.compose))
     scene.target_to_identical_copy()
-    with pytest.raises(RefusedError, match="another file now has its name"):
+    with pytest.raises(RefusedError, match=r"changed on disk since it was read \(edited, or replaced by another file\)"):
         atomic_write(str(scene.compose), hardened(), expect)
     assert scene.compose.read_text() == STACK
 
