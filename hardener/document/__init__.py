@@ -10,14 +10,14 @@ the same lines, so line numbers from the tree are line numbers in the file. With
 
 from ..textfacts import TextFacts, join_facts, split_documents, split_facts
 from .plain import load_data, load_one, safe_load_all, text_positions
-from .read import (Document, check_expansion, detect_indent, key_line, load_tree, loadable, make_yaml, merge_position,
+from .read import (Document, check_expansion, detect_indent, dump, key_line, load_tree, loadable, make_yaml, merge_position,
                    own_keys, parse, plain, positions, scalar, value_position)
 from .services import Layout, layout, model, service_names, services
 from .transform import transform
 
 __all__ = [
     "Document", "Layout", "TextFacts", "check_expansion", "detect_indent", "join_facts", "key_line", "layout", "load_data",
-    "load_tree", "loadable", "make_yaml", "merge_position", "model", "own_keys", "parse", "plain", "positions",
+    "dump", "load_tree", "loadable", "make_yaml", "merge_position", "model", "own_keys", "parse", "plain", "positions",
     "load_one", "safe_load_all", "scalar", "text_positions", "service_names", "services", "split_documents", "split_facts", "transform",
     "value_position",
 ]

@@ -7,6 +7,7 @@ exactly the same lines, so line numbers from the tree are line numbers in the fi
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -66,6 +67,13 @@ def make_yaml(indent: tuple[int, int, int] = (2, 2, 0)) -> YAML:
     yaml.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
     yaml.allow_duplicate_keys = False
     return yaml
+
+
+def dump(node: Any, indent: tuple[int, int, int] = (2, 2, 0)) -> str:
+    """`node` as ruamel.yaml writes it with `make_yaml(indent)`."""
+    stream = io.StringIO()
+    make_yaml(indent).dump(node, stream)
+    return stream.getvalue()
 
 
 def loadable(text: str) -> str:

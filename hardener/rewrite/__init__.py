@@ -19,20 +19,17 @@ anyone writes it.
 
 from __future__ import annotations
 
-import io
 from typing import Any, Iterable
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from ..document import Document, load_tree, make_yaml, merge_position, services
+from ..document import Document, dump, load_tree, merge_position, services
 from ..model import Change, HardenError
 from . import edit, render, splice
 
 
 def _dump(doc: Document, node: Any = None) -> str:
-    stream = io.StringIO()
-    make_yaml(doc.indent).dump(doc.tree if node is None else node, stream)
-    return stream.getvalue()
+    return dump(doc.tree if node is None else node, doc.indent)
 
 
 def rewrite(doc: Document, changes: Iterable[Change], unterminated: bool = False, short: bool = True) -> str:
@@ -45,9 +42,10 @@ def rewrite(doc: Document, changes: Iterable[Change], unterminated: bool = False
     found = splice.split(doc, section, changes) if short and section is not None else None
     if found is not None:
         inserts, rest = found
-        edits = _per_service(doc, section, [c for c in changes if c.service in rest], rest, unterminated) if rest else []
+        apart = set(rest)
+        edits = _per_service(doc, section, [c for c in changes if c.service in apart], rest, unterminated) if rest else []
         if edits is not None:
-            edit.apply(section, [c for c in changes if c.service not in rest], unterminated)  # the tree as the output means it
+            edit.apply(section, [c for c in changes if c.service not in apart], unterminated)  # the tree as the output means it
             return splice.spliced(doc, inserts + edits)
         if doc.tree is None:  # a way failed after editing: start again from the text
             doc.tree = load_tree(doc.text, doc.indent, doc.first_line)

@@ -18,14 +18,13 @@ and corpus file, and on generated texts).
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import (DoubleQuotedScalarString, FoldedScalarString, LiteralScalarString, ScalarString,
                                       SingleQuotedScalarString)
 
-from ..document import Document, make_yaml, merge_position, own_keys
+from ..document import Document, dump, merge_position, own_keys
 from ..model import Change
 from . import edit
 
@@ -130,9 +129,7 @@ def _dump(indent: tuple[int, int, int], planned: list[Change]) -> list[str]:
     name = planned[0].service
     scratch = CommentedMap([(name, CommentedMap())])
     edit.apply(scratch, planned)
-    stream = io.StringIO()
-    make_yaml(indent).dump(scratch[name], stream)
-    return stream.getvalue().split("\n")[:-1]
+    return dump(scratch[name], indent).split("\n")[:-1]
 
 
 def _insert_at(doc: Document, section: CommentedMap, names: Order, name: Any, service: CommentedMap) -> tuple[int, int] | None:
