@@ -348,6 +348,24 @@ def test_missing_engine_extra_is_said_once_on_stderr(tmp_path: Path):
     assert b"not available" not in quiet.stderr  # --no-compose-check: nothing to say
 
 
+# --- start-up: a command loads only what it uses -----------------------------------------------
+
+
+def test_a_one_file_check_loads_no_module_it_does_not_use(tmp_path: Path):
+    """Every command pays for what it imports: a check of one file needs no pydantic (which
+    typer 0.29 imports to build each option), no deepdiff (only describes a failed safety
+    check), no HTTP client (only asks a registry)."""
+    (tmp_path / "compose.yaml").write_text(PLAIN)
+    probe = ("import atexit, sys; from hardener.cli import main; sys.argv[0] = 'harden'; "
+             "atexit.register(lambda: print(' '.join(sorted(sys.modules)), file=sys.stderr)); main()")
+    proc = subprocess.run([PYTHON, "-c", probe, "check", "--no-image-facts", "compose.yaml"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr  # the file would change: the check ran to the end
+    loaded = set(proc.stderr.splitlines()[-1].split())
+    assert {"ruamel.yaml", "jsonschema", "typer"} <= loaded
+    assert not {"pydantic", "deepdiff", "http.client", "ssl", "requests"} & loaded
+
+
 # --- the distribution -----------------------------------------------------------------------------
 
 
