@@ -1,14 +1,17 @@
 """What Compose itself refuses (a service that is no mapping, duplicate items, an extends
-cycle, a list written as a string, ...): an input error at its place, before any change."""
+cycle, a list written as a string, ...): an input error at its place, before any change;
+and what makes it refuse a fragment loaded alone (`alone_refused`)."""
 
 
 from __future__ import annotations
 
+import os
+import re
 from typing import Any
 
 from . import data, document, inherit
 from .model import InputError, Project
-from .values import is_variable
+from .values import as_list, is_variable
 
 
 # --- what Compose itself refuses ---------------------------------------------------------------
@@ -99,3 +102,57 @@ def _extends_chain(doc: document.Document, tree: Any, name: Any, model: data.Map
         if base in chain or not model.lookup(base)[0]:
             return  # a circle that does not pass through this service: reported at its own services
         chain.append(base)
+
+
+# --- what Compose refuses in a file loaded as a project of its own -----------------------------
+
+_NAMED_SOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # a volume name, not a path
+
+
+def alone_refused(data: Any, project_dir: str) -> str | None:
+    """Why Docker Compose most likely refuses this file (one document's plain data) loaded
+    as a project of its own, or None: a fragment meant to be merged with other files (a
+    service without image or build, a network, volume or service it names but does not
+    define) or a file that names an env_file that is not there. A guess that orders the
+    loader check (`oracle.check`), never its verdict: the first rule that holds is said."""
+    if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
+        return None
+    services = data["services"]
+    networks = data.get("networks") if isinstance(data.get("networks"), dict) else {}
+    volumes = data.get("volumes") if isinstance(data.get("volumes"), dict) else {}
+    for name, service in services.items():
+        if not isinstance(service, dict):
+            continue
+        if "image" not in service and "build" not in service and "extends" not in service:
+            return f"service {name} has neither an image nor a build context"
+        named = service.get("networks")
+        for network in named if isinstance(named, (list, dict)) else []:
+            if isinstance(network, str) and network != "default" and network not in networks:
+                return f"service {name} refers to undefined network {network}"
+        for entry in as_list(service.get("volumes")):
+            source = _volume_name(entry)
+            if source is not None and source not in volumes:
+                return f"service {name} refers to undefined volume {source}"
+        depends = service.get("depends_on")
+        for other in depends if isinstance(depends, (list, dict)) else []:
+            if isinstance(other, str) and other not in services:  # `required: false` too
+                return f"service {name} depends on undefined service {other}"
+        for entry in as_list(service.get("env_file")):
+            path = entry.get("path") if isinstance(entry, dict) else entry
+            required = not (isinstance(entry, dict) and entry.get("required") is False)
+            if required and isinstance(path, str) and path and not is_variable(path) \
+                    and not os.path.exists(os.path.join(project_dir, os.path.expanduser(path))):
+                return f"service {name}: env file {path} not found"
+    return None
+
+
+def _volume_name(entry: Any) -> str | None:
+    """The named volume a `volumes:` entry mounts (short or long syntax), or None."""
+    if isinstance(entry, dict):
+        source = entry.get("source")
+        kind = entry.get("type", "volume")
+        return source if kind == "volume" and isinstance(source, str) and _NAMED_SOURCE.match(source) else None
+    if isinstance(entry, str) and ":" in entry and not is_variable(entry):
+        source = entry.split(":", 1)[0]
+        return source if _NAMED_SOURCE.match(source) else None
+    return None

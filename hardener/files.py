@@ -257,10 +257,22 @@ def loader_check(result: Result, project_dir: str, use_compose: bool) -> Result:
     one it could not be asked about (timed out, crashed, a remote include: see `oracle`)."""
     if not use_compose or result.status is not Status.CHANGED:
         return result
-    reason = oracle.check(result.original, result.text, project_dir)
+    reason = oracle.check(result.original, result.text, project_dir, original_first=_fragment(result.original, project_dir))
     if reason is None:
         return result
     return refused(result, reason)
+
+
+def _fragment(text: str, project_dir: str) -> bool:
+    """The file looks like a fragment Compose refuses loaded alone (`compose_rules`)."""
+    from .compose_rules import alone_refused
+    from .document import load_data
+
+    try:
+        documents = load_data(text)
+    except InputError:
+        return False
+    return len(documents) == 1 and alone_refused(documents[0], project_dir) is not None
 
 
 def unified_diff(path: str, result: Result) -> str:

@@ -193,17 +193,29 @@ def not_run(loaded: Loaded) -> str:
     return f"refused: the Docker Compose loader check could not be run: {loaded.error}; nothing written (--no-compose-check writes without this check)"
 
 
-def check(original: str, output: str, project_dir: str) -> str | None:
+def check(original: str, output: str, project_dir: str, original_first: bool = False) -> str | None:
     """None when the output is as valid as the original for Compose; else the reason,
-    also when the check could not give a verdict (`not_run`)."""
+    also when the check could not give a verdict (`not_run`). The output is loaded first,
+    and the original only when the output fails; `original_first` (the original looks
+    like a fragment Compose refuses alone: `compose_rules.alone_refused`) loads the
+    original first, and the output only when the original loads. The verdict is the same
+    either way; the order saves a run of the binary where the guess is right."""
     if compose_binary() is None:
         announce()
         return None
+    if original_first:
+        before = config(original, project_dir)
+        if not before.ran:
+            return not_run(before)
+        if not before.ok:
+            return None  # the original does not load on its own
     after = config(output, project_dir)
     if not after.ran:
         return not_run(after)
     if after.ok:
         return None
+    if original_first:
+        return f"refused: Docker Compose rejects the output: {after.error}"
     before = config(original, project_dir)
     if not before.ran:
         return not_run(before)
