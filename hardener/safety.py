@@ -43,8 +43,7 @@ def check(before: list[Any], intended: list[Any], output: str, replan: Callable[
             first = next(iter(diff.items()), ("values differ", ""))
             raise RefusedError(f"refused: the output does not load to the intended data ({first[0]}: {str(first[1])[:160]})")
         if want != old_data:
-            gained = schema.errors(new_data)
-            gained = gained - schema.errors(old_data) if gained else gained
+            gained = schema.gained(old_data, new_data)
             if gained:
                 raise RefusedError(f"refused: the output breaks the compose-spec schema ({sorted(gained)[0]})")
     again = replan()

@@ -5,6 +5,12 @@ importing that package (its import loads its whole command line, HTTP client inc
 and jsonschema itself is imported, and the validator built, the first time a document is
 checked: a run that checks nothing (`--help`, a file with nothing to change) never pays
 for them.
+
+`gained` validates only what differs: the top-level keys and, within `services`, the
+services and their keys whose values changed. That finds every error a change brings in
+because the schema judges each of those keys on its own (no keyword ties one key of the
+file, or of a service, to another: `keywise`, checked on the schema as loaded); where it
+did not, whole changed services are validated.
 """
 
 from __future__ import annotations
@@ -42,6 +48,82 @@ def validator() -> Draft202012Validator:
     checker = FormatChecker()
     checker.checks("duration")(lambda value: not isinstance(value, str) or bool(_DURATION.match(value)) or "$" in value)
     return Draft202012Validator(json.loads(schema_text()), format_checker=checker)
+
+
+#: keywords of an object schema that judge each of its keys on its own
+_KEYWISE = frozenset({"$schema", "$id", "type", "title", "description", "properties", "patternProperties",
+                      "additionalProperties", "unevaluatedProperties", "allOf", "$ref", "$defs"})
+
+
+@lru_cache(maxsize=1)
+def keywise() -> bool:
+    """True when neither the file nor a service has a keyword that ties keys together
+    (`required`, `dependentRequired`, `if`, `not`, `minProperties`, ...)."""
+    spec = json.loads(schema_text())
+    defs = spec.get("$defs", {})
+
+    def loose(node: Any, seen: frozenset[str] = frozenset()) -> bool:
+        """`node` (and what it takes in through `allOf` and `$ref`) judges each key alone."""
+        if not isinstance(node, dict) or not set(node) <= _KEYWISE:
+            return False
+        if not all(loose(part, seen) for part in node.get("allOf", [])):
+            return False
+        ref = node.get("$ref")
+        if ref is None:
+            return True
+        name = ref.rsplit("/", 1)[-1] if isinstance(ref, str) and ref.startswith("#/$defs/") else None
+        return name is not None and name not in seen and loose(defs.get(name), seen | {name})
+
+    services = spec.get("properties", {}).get("services", {})
+    service = services.get("patternProperties", {}) if isinstance(services, dict) else {}
+    return loose(spec) and loose(services) and len(service) == 1 and loose(next(iter(service.values())))
+
+
+def gained(before: Any, after: Any) -> set[str]:
+    """Schema errors of `after` that `before` has not, validating only what differs."""
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return errors(after) - errors(before)
+    old, new = _differing(before, after, keys=keywise())
+    found = errors(new)
+    return found - errors(old) if found else found
+
+
+def _differing(before: dict[Any, Any], after: dict[Any, Any], keys: bool) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """Both documents cut down to their top-level keys that differ; `services` to the
+    services that differ, each cut down to its differing keys where `keys` (else whole)."""
+    old: dict[Any, Any] = {}
+    new: dict[Any, Any] = {}
+    for key in dict.fromkeys([*before, *after]):
+        a, b = before.get(key, _MISSING), after.get(key, _MISSING)
+        if a == b:
+            continue
+        if key == "services" and isinstance(a, dict) and isinstance(b, dict):
+            a, b = _cut(a, b, keys)
+        if a is not _MISSING:
+            old[key] = a
+        if b is not _MISSING:
+            new[key] = b
+    return old, new
+
+
+def _cut(before: dict[Any, Any], after: dict[Any, Any], keys: bool) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    old: dict[Any, Any] = {}
+    new: dict[Any, Any] = {}
+    for name in dict.fromkeys([*before, *after]):
+        a, b = before.get(name, _MISSING), after.get(name, _MISSING)
+        if a == b:
+            continue
+        if keys and isinstance(a, dict) and isinstance(b, dict):
+            a = {k: v for k, v in a.items() if b.get(k, _MISSING) != v}
+            b = {k: v for k, v in b.items() if before[name].get(k, _MISSING) != v}
+        if a is not _MISSING:
+            old[name] = a
+        if b is not _MISSING:
+            new[name] = b
+    return old, new
+
+
+_MISSING = object()
 
 
 def errors(data: Any) -> set[str]:
