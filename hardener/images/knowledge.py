@@ -181,7 +181,8 @@ def load_entries(data: Any, file: str = "images.yaml") -> tuple[ImageEntry, ...]
 
 def load_config(config: Config, shipped: bool = False) -> tuple[ImageEntry, ...]:
     """Entries of a checked configuration. `shipped`: the file that comes with harden, held
-    to its schema by the test suite rather than again on every start."""
+    to its schema and to the reachability of every entry by the test suite rather than
+    again on every start."""
     if not shipped:
         config.check(config_schemas.validator("images"))
     entries: list[ImageEntry] = []
@@ -197,7 +198,7 @@ def load_config(config: Config, shipped: bool = False) -> tuple[ImageEntry, ...]
             raise config.error((*where, "requires_mounts"), f"{sorted(overlap)} cannot be both a tmpfs and a required data mount")
         if entry.id in seen:
             raise config.error((*where, "id"), f"duplicate id (first at images[{seen[entry.id]}])")
-        for earlier in entries:
+        for earlier in () if shipped else entries:  # quadratic: the shipped file is held to it by the test suite
             if not (earlier.tags or earlier.registries) and all(
                 any(fnmatchcase(r, p) for p in earlier.repositories) for r in entry.repositories
             ):
