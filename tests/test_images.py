@@ -589,3 +589,13 @@ def test_load_entries_rejects_unreachable_variant() -> None:
 def test_load_entries_rejects_bad_document(data: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_entries(data)
+
+
+def test_a_service_image_is_matched_once_per_set_of_entries(entries: tuple[ImageEntry, ...]) -> None:
+    from hardener.images.knowledge import match_service_image
+
+    first = match_service_image("postgres:16", entries)
+    assert first.entry is not None and match_service_image("postgres:16", entries) is first
+    others = tuple(e for e in entries if e.id != first.entry.id)
+    assert match_service_image("postgres:16", others).entry != first.entry
+    assert match_service_image("postgres:16", list(entries)).entry == first.entry

@@ -138,9 +138,27 @@ class Match:
 
 def match_service_image(image: Any, entries: Sequence[ImageEntry]) -> Match:
     """`match_image`, reading `${VAR:-default}` as its default; where a variable with no
-    default picks the variant and the variants run as different users, says so."""
+    default picks the variant and the variants run as different users, says so. Each
+    image is matched once per set of entries (services share images; a run plans twice)."""
     if not isinstance(image, str):
         return Match(None)
+    if not isinstance(entries, tuple):  # a list may change: no memory of it
+        return _match_service_image(image, entries)
+    key = (image, id(entries))
+    known = _MATCHED.get(key)
+    if known is not None and known[0] is entries:
+        return known[1]
+    if len(_MATCHED) >= 4096:
+        _MATCHED.clear()
+    found = _match_service_image(image, entries)
+    _MATCHED[key] = (entries, found)  # holding `entries` keeps its id from being reused
+    return found
+
+
+_MATCHED: dict[tuple[str, int], tuple[Sequence[ImageEntry], Match]] = {}
+
+
+def _match_service_image(image: str, entries: Sequence[ImageEntry]) -> Match:
     if "$" not in image:
         return Match(match_image(image, entries))
     defaulted = with_defaults(image)
