@@ -20,7 +20,7 @@ import re
 from functools import lru_cache
 from importlib import resources, util
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -91,35 +91,30 @@ def gained(before: Any, after: Any) -> set[str]:
 def _differing(before: dict[Any, Any], after: dict[Any, Any], keys: bool) -> tuple[dict[Any, Any], dict[Any, Any]]:
     """Both documents cut down to their top-level keys that differ; `services` to the
     services that differ, each cut down to its differing keys where `keys` (else whole)."""
+    service = lambda key: None  # noqa: E731  (a service's keys: each judged alone)
+    services = lambda name: service if keys else None  # noqa: E731
+    return _cut(before, after, lambda key: services if key == "services" else None)
+
+
+Into = Callable[[Any], "Into | None"]
+
+
+def _cut(before: dict[Any, Any], after: dict[Any, Any], into: Into) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """Both mappings cut down to their keys whose values differ; where `into(key)` says
+    how, the two values (both mappings) are cut down the same way in turn."""
     old: dict[Any, Any] = {}
     new: dict[Any, Any] = {}
     for key in dict.fromkeys([*before, *after]):
         a, b = before.get(key, _MISSING), after.get(key, _MISSING)
         if a == b:
             continue
-        if key == "services" and isinstance(a, dict) and isinstance(b, dict):
-            a, b = _cut(a, b, keys)
+        deeper = into(key)
+        if deeper is not None and isinstance(a, dict) and isinstance(b, dict):
+            a, b = _cut(a, b, deeper)
         if a is not _MISSING:
             old[key] = a
         if b is not _MISSING:
             new[key] = b
-    return old, new
-
-
-def _cut(before: dict[Any, Any], after: dict[Any, Any], keys: bool) -> tuple[dict[Any, Any], dict[Any, Any]]:
-    old: dict[Any, Any] = {}
-    new: dict[Any, Any] = {}
-    for name in dict.fromkeys([*before, *after]):
-        a, b = before.get(name, _MISSING), after.get(name, _MISSING)
-        if a == b:
-            continue
-        if keys and isinstance(a, dict) and isinstance(b, dict):
-            a = {k: v for k, v in a.items() if b.get(k, _MISSING) != v}
-            b = {k: v for k, v in b.items() if before[name].get(k, _MISSING) != v}
-        if a is not _MISSING:
-            old[name] = a
-        if b is not _MISSING:
-            new[name] = b
     return old, new
 
 
